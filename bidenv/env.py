@@ -1,0 +1,533 @@
+"""The auto-bidding Gymnasium environment."""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from bidenv.auction import MECHANISMS, run_auction
+from bidenv.campaign import (
+    Campaign,
+    CampaignArrays,
+    budget_scale,
+    draw_campaign,
+    draw_competitor_campaigns,
+)
+from bidenv.competitors import HeuristicCompetitors
+from bidenv.scoring import campaign_score, constraint_ratio
+from bidenv.traffic import SlotSettings, make_traffic
+
+FEATURES = (
+    ("time_left", "share of the day's ticks still to come", 0.0, 1.0),
+    ("budget_left", "share of the budget not yet spent", 0.0, 1.0),
+    ("hist_bid_mean", "mean own bid over past ticks (money / 0.1)", 0.0, np.inf),
+    ("last3_bid_mean", "mean own bid over the last 3 ticks (money / 0.1)", 0.0, np.inf),
+    ("hist_lwc_mean", "mean least winning cost over past ticks (money / 0.1)", 0.0, np.inf),
+    ("last3_lwc_mean", "mean least winning cost, last 3 ticks (money / 0.1)", 0.0, np.inf),
+    ("hist_pvalue_mean", "mean pValue of own opportunities, past ticks (x1000)", 0.0, np.inf),
+    ("last3_pvalue_mean", "mean pValue, last 3 ticks (x1000)", 0.0, np.inf),
+    ("hist_conversion_mean", "conversions per tick over past ticks", 0.0, np.inf),
+    ("last3_conversion_mean", "conversions per tick, last 3 ticks", 0.0, np.inf),
+    ("hist_win_rate", "slots won per opportunity over past ticks", 0.0, 1.0),
+    ("last3_win_rate", "slots won per opportunity, last 3 ticks", 0.0, 1.0),
+    ("cur_pvalue_mean", "mean pValue of this tick's opportunities (x1000)", 0.0, np.inf),
+    ("cur_opportunities", "this tick's opportunities / mean per tick", 0.0, np.inf),
+    ("last3_opportunities", "opportunities per tick, last 3 ticks / mean per tick", 0.0, np.inf),
+    ("hist_opportunities", "opportunities per tick, past ticks / mean per tick", 0.0, np.inf),
+    ("traffic_elapsed", "expected share of the day's opportunities already past", 0.0, 1.0),
+    ("pace_error", "share of budget spent minus traffic_elapsed", -1.0, 1.0),
+    ("constraint_ratio", "CPA / target (CPA) or target / ROI (ROI) so far, 0 if no spend",
+     0.0, 10.0),
+    ("is_roi", "1 for an ROI campaign, 0 otherwise", 0.0, 1.0),
+)
+FEATURE_NAMES = tuple(f[0] for f in FEATURES)
+PRICE_UNIT = 0.1
+PVALUE_UNIT = 1e-3
+_F = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+def _feature_table() -> str:
+    rows = ["| # | feature | min | max | meaning |", "|---|---|---|---|---|"]
+    for i, (name, doc, lo, hi) in enumerate(FEATURES):
+        rows.append(f"| {i} | `{name}` | {lo:g} | {hi:g} | {doc} |")
+    return "\n".join(rows)
+
+
+class AutoBiddingEnv(gym.Env):
+    """One advertiser's day of auto-bidding in multi-slot ad auctions.
+
+    ## Description
+    Every tick (default 48 ticks of 30 minutes) the agent picks a bid multiplier ``alpha``;
+    for each ad opportunity of that tick its bid is ``alpha x`` its *truthful* bid (predicted
+    conversions ``pvalue`` times the target CPA, or times conversion value / target ROI for an
+    ROI campaign). Opportunities come from a recommendation feed and from search
+    (``traffic``) and are sold in K-slot auctions (``mechanism``, cascaded slot exposure)
+    against ``n_competitors`` advertisers who pace their own budgets. Outcomes (exposure,
+    click, conversion) are drawn only for the slots won. The agent is judged by the
+    penalised score of DESIGN.md's scoring contract.
+
+    ## Action Space
+    ``Box(-1, 1, (1,), float32)``; ``alpha = max_alpha ** a`` (so ``a = 0`` is the truthful
+    bid ``alpha = 1``; ``a = +-1`` is ``alpha = max_alpha ** +-1``). See
+    :meth:`action_to_alpha` and :meth:`alpha_to_action`. Non-finite actions raise
+    ``ValueError``; finite actions outside [-1, 1] are clipped.
+
+    ## Observation Space
+    ``Box(float32)`` of the features below (``env.unwrapped.feature_names``), computed only
+    from what is known before bidding in the tick (past outcomes and this tick's predicted
+    values), for all advertisers in one vectorised pass; the agent sees row 0.
+
+    {features}
+
+    ## Rewards
+    ``reward_mode="score"`` (default): the increment of the penalised score, so the return of
+    a day is its final score. ``reward_mode="conversions"``: the tick's conversions (sales
+    value for an ROI campaign).
+
+    ## Starting State
+    ``reset(seed=s)`` draws the day from ``s``: the competitors' campaigns (budget
+    2,000-8,000 scaled to the day's volume, CPA targets 25-130, categories, about 20% ROI
+    campaigns) and heuristics, the traffic's per-episode perturbations, and the agent's
+    campaign unless one was given. ``options`` may override the agent's campaign for the
+    episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``.
+
+    ## Episode End
+    Terminated at the end of the day or when the agent's remaining budget is below the
+    smallest possible price (the reserve), so it cannot buy anything more. Never truncated by
+    the environment itself. Within a tick, opportunities are served in arrival order and an
+    advertiser (agent or competitor) whose next purchase would exceed its remaining budget is
+    dropped from that and all later auctions of the tick (they are re-run without it), so
+    spend never exceeds the budget.
+
+    ## Arguments
+    | argument | default | meaning |
+    |---|---|---|
+    | ``n_ticks`` | 48 | ticks per day |
+    | ``n_competitors`` | 47 | competing advertisers |
+    | ``opportunities_per_day`` | 500_000 | expected daily volume |
+    | ``n_slots`` | 3 | ad slots per opportunity (sources may set their own) |
+    | ``slot_exposure`` | (1.0, 0.8, 0.6) | P(slot j shown given slot j-1 shown) |
+    | ``mechanism`` | ``"gsp"`` | ``"gsp"``, ``"first_price"`` or ``"vcg"`` |
+    | ``reserve_price`` | 0.01 | minimum bid and price |
+    | ``beta`` | 2.0 | exponent of the constraint penalty |
+    | ``reward_mode`` | ``"score"`` | ``"score"`` or ``"conversions"`` |
+    | ``campaign`` | None | a ``Campaign`` or dict; None draws one per episode |
+    | ``traffic`` | ``"mixed"`` | ``"mixed"``, ``"feed"``, ``"search"`` or a ``TrafficSource`` |
+    | ``competitors`` | None | a batch policy (``bidenv.competitors``); None: heuristic mix |
+    | ``record`` | False | keep what ``bidenv.oracle`` needs |
+    | ``max_alpha`` | 10.0 | action scale: alpha in [1/max_alpha, max_alpha] |
+
+    ## Version History
+    * v0: initial version.
+
+    ## Example
+    >>> import gymnasium as gym, numpy as np, bidenv
+    >>> env = gym.make("bidenv/AutoBiddingLite-v0")
+    >>> obs, info = env.reset(seed=0)
+    >>> obs.shape == env.observation_space.shape
+    True
+    >>> obs, reward, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+    >>> info["tick"], info["alpha"]
+    (1, 1.0)
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, n_ticks: int = 48, n_competitors: int = 47,
+                 opportunities_per_day: float = 500_000, n_slots: int = 3,
+                 slot_exposure=(1.0, 0.8, 0.6), mechanism: str = "gsp",
+                 reserve_price: float = 0.01, beta: float = 2.0, reward_mode: str = "score",
+                 campaign=None, traffic="mixed", competitors=None, record: bool = False,
+                 max_alpha: float = 10.0):
+        _int_at_least("n_ticks", n_ticks, 1)
+        _int_at_least("n_competitors", n_competitors, 0)
+        if not (isinstance(opportunities_per_day, (int, float, np.number))
+                and math.isfinite(opportunities_per_day) and opportunities_per_day > 0):
+            raise ValueError(f"opportunities_per_day must be a number > 0, got "
+                             f"{opportunities_per_day!r}")
+        self.slot_settings = SlotSettings(n_slots, tuple(slot_exposure))
+        if mechanism not in MECHANISMS:
+            raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+        if not (isinstance(reserve_price, (int, float, np.number)) and
+                math.isfinite(reserve_price) and reserve_price >= 0):
+            raise ValueError(f"reserve_price must be a finite number >= 0, got {reserve_price!r}")
+        if not (isinstance(beta, (int, float, np.number)) and math.isfinite(beta) and beta >= 0):
+            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+        if reward_mode not in ("score", "conversions"):
+            raise ValueError(f"reward_mode must be 'score' or 'conversions', got {reward_mode!r}")
+        if not (math.isfinite(max_alpha) and max_alpha > 1):
+            raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
+        self.n_ticks = int(n_ticks)
+        self.n_competitors = int(n_competitors)
+        self.opportunities_per_day = float(opportunities_per_day)
+        self.n_slots = int(n_slots)
+        self.mechanism = mechanism
+        self.reserve_price = float(reserve_price)
+        self.beta = float(beta)
+        self.reward_mode = reward_mode
+        self.campaign = None if campaign is None else Campaign.coerce(campaign)
+        self.traffic_source = make_traffic(traffic)
+        self.competitor_policy = competitors if competitors is not None else (
+            HeuristicCompetitors(max_alpha=max_alpha))
+        self.record = bool(record)
+        self.max_alpha = float(max_alpha)
+        self._log_max = math.log(self.max_alpha)
+        self.feature_names = list(FEATURE_NAMES)
+        low = np.array([f[2] for f in FEATURES], np.float32)
+        high = np.array([f[3] for f in FEATURES], np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
+        self.traffic = None
+        self.recording = None
+
+    # -- action bijection ---------------------------------------------------------------------
+    def action_to_alpha(self, action):
+        """Bid multiplier for an action: ``alpha = max_alpha ** clip(a, -1, 1)``."""
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        return np.exp(a * self._log_max)
+
+    def alpha_to_action(self, alpha):
+        """Inverse of :meth:`action_to_alpha` on ``[1/max_alpha, max_alpha]``."""
+        alpha = np.asarray(alpha, dtype=np.float64)
+        if np.any(~(alpha > 0)):
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        return np.clip(np.log(alpha) / self._log_max, -1.0, 1.0).astype(np.float32)
+
+    # -- episode ------------------------------------------------------------------------------
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        rng = self.np_random
+        scale = budget_scale(self.opportunities_per_day)
+        campaign = self.campaign or draw_campaign(rng, scale=scale)
+        if options:
+            unknown = set(options) - {"budget", "constraint", "target_cpa", "target_roi",
+                                      "category"}
+            if unknown:
+                raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: budget, "
+                                 "constraint, target_cpa, target_roi, category")
+            campaign = campaign.replace(**options)
+        self.agent_campaign = campaign
+        competitors = draw_competitor_campaigns(rng, self.n_competitors, scale=scale)
+        self.campaigns = [campaign] + competitors
+        c = CampaignArrays.from_campaigns(self.campaigns)
+        self.c = c
+        k = len(c)
+        self.k = k
+        self.traffic = self.traffic_source.bind(
+            c, n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day, rng=rng)
+        expected = self.traffic.expected_volume()
+        self._elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / max(expected.sum(), 1e-12)
+        self._per_tick = max(expected.sum() / self.n_ticks, 1e-12)
+        self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names, rng)
+        self._min_price = max(self.reserve_price, 1e-9)
+        # Bid scale per advertiser (money per predicted conversion at alpha = 1).
+        self._scale = np.where(c.is_roi, 1.0 / np.where(c.is_roi, c.target_roi, 1.0),
+                               c.target_cpa)
+        zeros = lambda: np.zeros(k)  # noqa: E731
+        self.spent, self.conv, self.value = zeros(), zeros(), zeros()
+        self.exp_conv, self.exp_value, self.exp_cost = zeros(), zeros(), zeros()
+        # Per-tick history (n_ticks, k): bid, lwc, pvalue means, conversions, win rate, volume.
+        self.hist = np.zeros((6, self.n_ticks, k))
+        self.tick = 0
+        self.score = 0.0
+        self._last_info = None
+        self.recording = [] if self.record else None
+        self.batch = self.traffic.sample(0, rng)
+        self.obs_all = self._observe()
+        info = self._info(np.zeros((8, k)), 1.0)
+        return self.obs_all[0].copy(), info
+
+    def step(self, action):
+        if self.traffic is None:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(action, dtype=np.float64).reshape(-1)
+        if a.size != 1 or not np.all(np.isfinite(a)):
+            raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset()")
+        rng = self.np_random
+        actions = np.empty(self.k)
+        actions[0] = np.clip(a[0], -1.0, 1.0)
+        if self.k > 1:
+            comp = np.asarray(self.competitor_policy.act(self.obs_all[1:]), dtype=np.float64)
+            if comp.shape != (self.k - 1,) or not np.all(np.isfinite(comp)):
+                raise ValueError("competitor policy must return one finite action per competitor")
+            actions[1:] = np.clip(comp, -1.0, 1.0)
+        alpha = np.exp(actions * self._log_max)
+        tick_stats = self._simulate_tick(self.batch, alpha, rng)
+        prev_score = self.score
+        self.tick += 1
+        self.score = self._agent_score(self.conv[0], self.value[0], self.spent[0])
+        if self.reward_mode == "score":
+            reward = self.score - prev_score
+        else:
+            reward = tick_stats[4 if self.c.is_roi[0] else 3, 0]
+        terminated = self.tick >= self.n_ticks or (
+            self.c.budget[0] - self.spent[0] < self._min_price)
+        if not terminated:
+            self.batch = self.traffic.sample(self.tick, rng)
+        else:
+            self.batch = None
+        self.obs_all = self._observe()
+        info = self._info(tick_stats, float(alpha[0]))
+        return self.obs_all[0].copy(), float(reward), bool(terminated), False, info
+
+    @property
+    def _done(self) -> bool:
+        return self.batch is None
+
+    # -- the market ---------------------------------------------------------------------------
+    def _slot_rows(self, batch):
+        """Per-row slot counts (int or (n,) array) and marginal exposures ((K,) or (n, K))."""
+        table = {s: (st or self.slot_settings) for s, st in batch.slots.items()}
+        settings = set(table.values()) or {self.slot_settings}
+        if len(settings) == 1:
+            st = settings.pop()
+            return st.n_slots, st.marginal_exposure, st.n_slots
+        K = max(st.n_slots for st in table.values())
+        n_slots = np.zeros(batch.n, np.int64)
+        exposure = np.zeros((batch.n, K))
+        for src, st in table.items():
+            rows = batch.source == src
+            n_slots[rows] = st.n_slots
+            exposure[rows, :st.n_slots] = st.marginal_exposure
+        return n_slots, exposure, K
+
+    def _simulate_tick(self, batch, alpha, rng):
+        """Run one tick's auctions; returns per-advertiser stats (8, k)."""
+        k, n = self.k, batch.n
+        budget_left = self.c.budget - self.spent
+        active = budget_left >= self._min_price
+        coef = alpha * self._scale * active
+        vcol = batch.value_per_advertiser
+        roi = self.c.is_roi
+        if vcol is not None:
+            coef = np.where(roi, coef * vcol, coef)
+        bids = batch.pvalue * coef.astype(np.float32)[None, :]
+        if vcol is None and roi.any():
+            bids[:, roi] *= batch.conversion_value[:, roi]
+        n_slots, exposure, K = self._slot_rows(batch)
+        eligible = batch.eligible_mask
+        res = run_auction(bids, n_slots=n_slots, rng=rng, reserve=self.reserve_price,
+                          mechanism=self.mechanism, exposure=exposure, eligible=eligible)
+        # Cascade: one uniform per opportunity decides how deep down the page ads are shown.
+        depth_u = rng.random(n)
+        marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
+        shown = depth_u[:, None] < marginal
+        self._enforce_budgets(bids, res, shown, budget_left, n_slots, exposure, eligible, rng)
+        winners, prices = res.winners, res.prices
+        won = winners >= 0
+        rows, slots = np.nonzero(won)
+        adv = winners[rows, slots]
+        price = prices[rows, slots]
+        is_shown = shown[rows, slots]
+        m = marginal[rows, slots]
+        p_conv = batch.p_conversion_at(rows, adv)
+        cv = batch.conversion_value_at(rows, adv)
+        # One uniform per exposure: a conversion implies a click (p_conv <= click rate).
+        u = rng.random(len(rows))
+        click_p = np.maximum(batch.click_rate[rows], p_conv)
+        clicked = is_shown & (u < click_p)
+        converted = is_shown & (u < p_conv)
+        bc = lambda w=None: np.bincount(adv, weights=w, minlength=k)  # noqa: E731
+        cost = bc(np.where(is_shown, price, 0.0))
+        stats = np.empty((8, k))
+        stats[0] = bc()  # wins (slots allocated)
+        stats[1] = bc(is_shown.astype(np.float64))  # exposures
+        stats[2] = bc(clicked.astype(np.float64))  # clicks
+        stats[3] = bc(converted.astype(np.float64))  # conversions
+        stats[4] = bc(np.where(converted, cv, 0.0))  # value
+        stats[5] = cost
+        stats[6] = bc(m * p_conv)  # expected conversions
+        stats[7] = n if eligible is None else eligible.sum(axis=0)  # opportunities
+        exp_cost = bc(m * price)
+        exp_value = bc(m * p_conv * cv)
+        self.spent += cost
+        self.conv += stats[3]
+        self.value += stats[4]
+        self.exp_conv += stats[6]
+        self.exp_value += exp_value
+        self.exp_cost += exp_cost
+        # Least winning cost seen by each advertiser: the bid it needed for the last slot,
+        # i.e. max(reserve, K_r-th entering bid) unless it won, then the clearing price.
+        lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)
+        lwc_lose = np.maximum(np.where(np.isfinite(lwc_lose), lwc_lose, 0.0), self.reserve_price)
+        gap = lwc_lose[rows] - res.least_winning_cost[rows]
+        if eligible is None:
+            lwc_sum = np.full(k, lwc_lose.sum())
+        else:
+            lwc_sum = lwc_lose.astype(np.float32) @ eligible
+        lwc_sum -= bc(gap)
+        opp = np.maximum(stats[7], 1.0)
+        t = self.tick
+        self.hist[0, t] = coef * self._cur_pvalue_mean  # mean bid (per-advertiser value scale)
+        self.hist[1, t] = lwc_sum / opp
+        self.hist[2, t] = self._cur_pvalue_mean
+        self.hist[3, t] = stats[3]
+        self.hist[4, t] = stats[0] / opp
+        self.hist[5, t] = stats[7]
+        self._tick_lwc = float(res.least_winning_cost.mean()) if n else 0.0
+        if self.recording is not None:
+            self._record(batch, bids, res, n_slots, exposure, eligible, rng, alpha)
+        return stats
+
+    def _enforce_budgets(self, bids, res, shown, budget_left, n_slots, exposure, eligible, rng):
+        """Drop advertisers from the auctions after the point where they run out of budget.
+
+        Opportunities are served in arrival order. For every advertiser whose tick cost would
+        exceed its remaining budget, the first purchase that does not fit and everything after
+        it are dropped: its bids from that row on are withdrawn and the auctions where it was
+        among the top K+1 are re-run. Repeats until nobody overspends (a withdrawal can raise
+        others' prices). An advertiser is never re-admitted within the tick.
+        """
+        n = bids.shape[0]
+        k = self.k
+        for _ in range(k + 1):
+            won = res.winners >= 0
+            cost = np.where(won & shown, res.prices, 0.0)
+            adv_cost = np.bincount(res.winners[won], weights=cost[won], minlength=k)
+            over = np.nonzero(adv_cost > budget_left)[0]
+            if len(over) == 0:
+                return
+            rerun = np.zeros(n, bool)
+            row_idx = np.arange(n)
+            for a in over:
+                r, j = np.nonzero((res.winners == a) & (cost > 0))
+                spend = np.cumsum(cost[r, j])
+                first = int(np.searchsorted(spend, budget_left[a], side="right"))
+                cut = r[first]
+                bids[cut:, a] = 0.0
+                rerun |= (row_idx >= cut) & (res.order == a).any(axis=1)
+            idx = np.nonzero(rerun)[0]
+            sub = run_auction(
+                bids[idx], n_slots=n_slots if np.ndim(n_slots) == 0 else n_slots[idx], rng=rng,
+                reserve=self.reserve_price, mechanism=self.mechanism,
+                exposure=exposure if np.ndim(exposure) == 1 else exposure[idx],
+                eligible=None if eligible is None else eligible[idx])
+            for name in ("order", "top_bids", "winners", "prices", "least_winning_cost"):
+                getattr(res, name)[idx] = getattr(sub, name)
+        raise RuntimeError("budget enforcement did not converge")  # pragma: no cover
+
+    def _record(self, batch, bids, res, n_slots, exposure, eligible, rng, alpha):
+        """Keep what the hindsight oracle needs: the agent's values and rivals' top bids."""
+        rival = bids.copy()
+        rival[:, 0] = 0.0
+        others = run_auction(rival, n_slots=n_slots, rng=rng, reserve=self.reserve_price,
+                             mechanism=self.mechanism, exposure=exposure, eligible=eligible)
+        n = batch.n
+        rows = np.arange(n)
+        K = res.winners.shape[1]
+        self.recording.append({
+            "tick": self.tick,
+            "pvalue": batch.pvalue[:, 0].copy(),
+            "p_conversion": batch.p_conversion_at(rows, np.zeros(n, np.int64)),
+            "conversion_value": batch.conversion_value_at(rows, np.zeros(n, np.int64)),
+            "eligible": np.ones(n, bool) if eligible is None else eligible[:, 0].copy(),
+            "rival_bids": others.top_bids[:, :K].astype(np.float64),
+            "n_slots": np.broadcast_to(np.asarray(n_slots), (n,)).copy(),
+            "exposure": np.broadcast_to(exposure, (n, K)).copy(),
+            "source": batch.source.copy(),
+            "alpha": float(alpha[0]),
+            "bid_scale": float(self._scale[0]),
+        })
+
+    # -- observations, score and info -----------------------------------------------------
+    def _observe(self) -> np.ndarray:
+        k, t, c = self.k, self.tick, self.c
+        batch = self.batch
+        if batch is not None and batch.n:
+            mask = batch.eligible_mask
+            if mask is None:
+                count = np.full(k, float(batch.n))
+                psum = batch.pvalue.sum(axis=0, dtype=np.float64)
+            else:
+                count = mask.sum(axis=0).astype(np.float64)
+                psum = np.where(mask, batch.pvalue, 0.0).sum(axis=0, dtype=np.float64)
+            self._cur_pvalue_mean = psum / np.maximum(count, 1.0)
+        else:
+            count = np.zeros(k)
+            self._cur_pvalue_mean = np.zeros(k)
+        obs = np.zeros((k, len(FEATURES)), np.float64)
+        obs[:, _F["time_left"]] = (self.n_ticks - t) / self.n_ticks
+        obs[:, _F["budget_left"]] = np.clip(1.0 - self.spent / c.budget, 0.0, 1.0)
+        if t > 0:
+            h = self.hist[:, :t]
+            hist = h.mean(axis=1)
+            last3 = h[:, max(0, t - 3):].mean(axis=1)
+            units = (PRICE_UNIT, PRICE_UNIT, PVALUE_UNIT, 1.0, 1.0, self._per_tick)
+            names = ("bid", "lwc", "pvalue", "conversion", "win_rate", "opportunities")
+            for i, (name, unit) in enumerate(zip(names, units)):
+                suffix = "_mean" if name not in ("win_rate", "opportunities") else ""
+                obs[:, _F[f"hist_{name}{suffix}"]] = hist[i] / unit
+                obs[:, _F[f"last3_{name}{suffix}"]] = last3[i] / unit
+        obs[:, _F["cur_pvalue_mean"]] = self._cur_pvalue_mean / PVALUE_UNIT
+        obs[:, _F["cur_opportunities"]] = count / self._per_tick
+        elapsed = self._elapsed[min(t, self.n_ticks)]
+        obs[:, _F["traffic_elapsed"]] = elapsed
+        obs[:, _F["pace_error"]] = np.clip(self.spent / c.budget - elapsed, -1.0, 1.0)
+        obs[:, _F["constraint_ratio"]] = self._constraint_ratios()
+        obs[:, _F["is_roi"]] = c.is_roi
+        return obs.astype(np.float32)
+
+    def _constraint_ratios(self) -> np.ndarray:
+        c = self.c
+        out = np.zeros(self.k)
+        cpa = ~c.is_roi & ~c.is_budget
+        out[cpa] = constraint_ratio("cpa", self.conv[cpa], 0.0, self.spent[cpa],
+                                    target_cpa=c.target_cpa[cpa])
+        out[c.is_roi] = constraint_ratio("roi", 0.0, self.value[c.is_roi], self.spent[c.is_roi],
+                                         target_roi=c.target_roi[c.is_roi])
+        return out
+
+    def _agent_score(self, conversions, value, cost) -> float:
+        camp = self.agent_campaign
+        return float(campaign_score(camp.constraint, conversions, value, cost,
+                                    target_cpa=camp.target_cpa, target_roi=camp.target_roi,
+                                    beta=self.beta))
+
+    def _info(self, stats, alpha: float) -> dict:
+        camp = self.agent_campaign
+        spent, conv, value = float(self.spent[0]), float(self.conv[0]), float(self.value[0])
+        return {
+            "tick": self.tick,
+            "cost": float(stats[5, 0]),
+            "conversions": float(stats[3, 0]),
+            "value": float(stats[4, 0]),
+            "opportunities": int(stats[7, 0]),
+            "wins": int(stats[0, 0]),
+            "exposures": int(stats[1, 0]),
+            "clicks": int(stats[2, 0]),
+            "total_cost": spent,
+            "total_conversions": conv,
+            "total_value": value,
+            "budget": camp.budget,
+            "budget_left": camp.budget - spent,
+            "cpa": _ratio(spent, conv),
+            "roi": _ratio(value, spent),
+            "score": self.score,
+            "alpha": alpha,
+            "expected_conversions": float(self.exp_conv[0]),
+            "expected_value": float(self.exp_value[0]),
+            "expected_cost": float(self.exp_cost[0]),
+            "expected_score": self._agent_score(self.exp_conv[0], self.exp_value[0],
+                                                self.exp_cost[0]),
+            "constraint": camp.constraint,
+            "target": camp.target,
+        }
+
+
+def _ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return math.nan if num == 0 else math.inf
+
+
+def _int_at_least(name: str, value, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+AutoBiddingEnv.__doc__ = AutoBiddingEnv.__doc__.replace("{features}", _feature_table())

@@ -1,0 +1,109 @@
+"""Penalised campaign scores (the scoring contract of DESIGN.md).
+
+A CPA campaign with target ``C`` that bought ``conversions`` for ``cost`` scores::
+
+    cpa   = cost / conversions
+    score = conversions * min(1, (C / cpa) ** beta)
+
+An ROI campaign with target ``R`` that earned sales ``value`` for ``cost`` scores::
+
+    roi   = value / cost
+    score = value * min(1, (roi / R) ** beta)
+
+A budget-only campaign scores its conversions (or value when ``use_value``). Zero conversions
+(or value) scores 0; zero cost means no penalty. The exponent is exactly ``beta`` (default 2)
+everywhere. Because every score is a function of the cumulative totals, the per-tick increments
+``S_t - S_{t-1}`` telescope to the final score.
+
+All functions accept scalars or numpy arrays and broadcast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CONSTRAINTS = ("cpa", "roi", "budget")
+
+
+def cpa_score(conversions, cost, target_cpa, beta: float = 2.0):
+    """Penalised score of a CPA campaign.
+
+    Args:
+        conversions: Conversions bought (realised or expected).
+        cost: Money spent.
+        target_cpa: The campaign's CPA target (money per conversion), > 0.
+        beta: Penalty exponent, >= 0.
+
+    Returns:
+        ``conversions * min(1, (target_cpa * conversions / cost) ** beta)``, 0 when
+        ``conversions == 0`` and ``conversions`` when ``cost == 0``.
+
+    >>> round(cpa_score(10.0, 500.0, 40.0), 9)  # CPA 50 > 40: 10 * (40/50)**2
+    6.4
+    """
+    conversions = np.asarray(conversions, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cost > 0, target_cpa * conversions / np.where(cost > 0, cost, 1.0), 1.0)
+    factor = np.minimum(1.0, ratio) ** beta
+    out = np.where(conversions > 0, conversions * factor, 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def roi_score(value, cost, target_roi, beta: float = 2.0):
+    """Penalised score of an ROI campaign.
+
+    Args:
+        value: Sales value earned.
+        cost: Money spent.
+        target_roi: The campaign's ROI target (value per unit of cost), > 0.
+        beta: Penalty exponent, >= 0.
+
+    Returns:
+        ``value * min(1, (value / cost / target_roi) ** beta)``, 0 when ``value == 0`` and
+        ``value`` when ``cost == 0``.
+
+    >>> roi_score(300.0, 200.0, 2.0)  # ROI 1.5 < 2: 300 * 0.75**2
+    168.75
+    """
+    value = np.asarray(value, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cost > 0, value / (target_roi * np.where(cost > 0, cost, 1.0)), 1.0)
+    factor = np.minimum(1.0, ratio) ** beta
+    out = np.where(value > 0, value * factor, 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def campaign_score(constraint: str, conversions, value, cost, *, target_cpa=None,
+                   target_roi=None, beta: float = 2.0, budget_objective: str = "conversions"):
+    """Score of a campaign of any constraint kind (``"cpa"``, ``"roi"`` or ``"budget"``)."""
+    if constraint == "cpa":
+        return cpa_score(conversions, cost, target_cpa, beta)
+    if constraint == "roi":
+        return roi_score(value, cost, target_roi, beta)
+    if constraint == "budget":
+        out = np.asarray(value if budget_objective == "value" else conversions, dtype=np.float64)
+        return float(out) if out.ndim == 0 else out.copy()
+    raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+
+
+def constraint_ratio(constraint: str, conversions, value, cost, *, target_cpa=None,
+                     target_roi=None, cap: float = 10.0):
+    """How far a campaign is from its constraint: > 1 means it is violated.
+
+    CPA: realised CPA / target; ROI: target / realised ROI; budget: 0. Returns 0 while nothing
+    was spent and ``cap`` when money was spent for nothing; values are clipped to ``[0, cap]``.
+    """
+    conversions = np.asarray(conversions, dtype=np.float64)
+    value = np.asarray(value, dtype=np.float64)
+    cost = np.asarray(cost, dtype=np.float64)
+    if constraint == "budget":
+        out = np.zeros(np.broadcast(conversions, cost).shape)
+    else:
+        earned = conversions * target_cpa if constraint == "cpa" else value * target_roi
+        earned = np.asarray(earned, dtype=np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(earned > 0, cost / np.where(earned > 0, earned, 1.0), cap)
+        out = np.where(cost > 0, np.minimum(out, cap), 0.0)
+    return float(out) if out.ndim == 0 else out

@@ -1,0 +1,285 @@
+"""The traffic contract: :class:`ImpressionBatch`, :class:`TrafficSource` and the diurnal curve.
+
+A traffic source produces, for each tick of a day, an :class:`ImpressionBatch`: the ad
+opportunities that arrive in that tick (rows, in arrival order) and, for every advertiser of
+the episode (columns, index 0 is the agent), what the platform predicts and what is true.
+
+Sources are configured objects; :meth:`TrafficSource.bind` returns a copy bound to one
+episode's advertisers (their categories and campaigns) with that episode's random perturbations.
+Only a bound source can :meth:`~TrafficSource.sample`.
+
+To keep generation cheap, a batch may hold *factors* instead of full matrices: the true
+conversion probability is ``pvalue * row_factor[:, None] * col_factor[None, :]`` unless a full
+matrix is given, and it is materialised only when asked for (the simulator needs it only at
+the slots actually won, through :meth:`ImpressionBatch.p_conversion_at`).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from bidenv.campaign import CampaignArrays
+
+SOURCE_FEED = 0
+SOURCE_SEARCH = 1
+SOURCE_NAMES = {SOURCE_FEED: "feed", SOURCE_SEARCH: "search"}
+
+# Fourier coefficients (cos, sin for harmonics 1-3 of the day) of log-volume per half hour,
+# fitted to the public reference: peak/trough 12.6x, trough 03:30, peak 09:00, and shares
+# 9.5% (00-06h), 61.5% (06-18h), 29% (18-24h).
+DIURNAL_LOG_FOURIER = (-0.4286, -0.183, 0.5849, -0.6558, 0.3535, -0.2476)
+
+
+def diurnal_shares(n_ticks: int, coefficients=DIURNAL_LOG_FOURIER, shift_hours: float = 0.0
+                   ) -> np.ndarray:
+    """Share of the day's opportunities in each of ``n_ticks`` equal ticks (sums to 1).
+
+    The curve is evaluated at the middle of each tick (finely sub-sampled, so that any
+    ``n_ticks`` gives consistent shares). ``shift_hours`` moves the curve later in the day.
+    """
+    if n_ticks < 1:
+        raise ValueError(f"n_ticks must be >= 1, got {n_ticks}")
+    sub = 16
+    t = (np.arange(n_ticks * sub) + 0.5) / (n_ticks * sub) - shift_hours / 24.0
+    z = np.zeros_like(t)
+    for h in range(len(coefficients) // 2):
+        z += coefficients[2 * h] * np.cos(2 * np.pi * (h + 1) * t)
+        z += coefficients[2 * h + 1] * np.sin(2 * np.pi * (h + 1) * t)
+    v = np.exp(z).reshape(n_ticks, sub).sum(axis=1)
+    return v / v.sum()
+
+
+@dataclass(frozen=True)
+class SlotSettings:
+    """Slots of an ad placement: how many, and the cascaded exposure probabilities.
+
+    ``slot_exposure[j]`` is the probability that slot j is shown *given that slot j-1 is
+    shown* (slot 0: given the opportunity is served). It must lie in [0, 1] and not increase
+    down the page. The marginal exposure of slot j is the cumulative product.
+    """
+
+    n_slots: int = 3
+    slot_exposure: tuple = (1.0, 0.8, 0.6)
+
+    def __post_init__(self):
+        validate_slots(self.n_slots, self.slot_exposure)
+
+    @property
+    def marginal_exposure(self) -> np.ndarray:
+        """Probability that each slot is shown (cumulative product of the cascade)."""
+        return np.cumprod(np.asarray(self.slot_exposure, dtype=np.float64))
+
+
+def validate_slots(n_slots, slot_exposure) -> None:
+    """Raise ``ValueError`` unless ``n_slots >= 1`` and ``slot_exposure`` fits it."""
+    if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) or n_slots < 1:
+        raise ValueError(f"n_slots must be an integer >= 1, got {n_slots!r}")
+    try:
+        exp = np.asarray(slot_exposure, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"slot_exposure must be a sequence of numbers, got {slot_exposure!r}"
+                         ) from None
+    if exp.ndim != 1 or len(exp) != n_slots:
+        raise ValueError(
+            f"slot_exposure must have n_slots={n_slots} entries, got {slot_exposure!r}")
+    if not np.all(np.isfinite(exp)) or np.any(exp < 0) or np.any(exp > 1):
+        raise ValueError(f"slot_exposure values must lie in [0, 1], got {slot_exposure!r}")
+    if np.any(np.diff(exp) > 0):
+        raise ValueError(
+            f"slot_exposure must not increase down the page (a lower slot is shown no more often "
+            f"than the one above it), got {slot_exposure!r}")
+
+
+class ImpressionBatch:
+    """The ad opportunities of one tick: n opportunities (rows) x k advertisers (columns).
+
+    Attributes:
+        pvalue: (n, k) float32, predicted conversions per exposure.
+        source: (n,) int8, 0 feed, 1 search.
+        click_rate: (n,) float32, probability that an exposed ad is clicked.
+        slots: dict source id -> :class:`SlotSettings` (None entries: the env's defaults).
+
+    Properties ``pvalue_sigma``, ``p_conversion``, ``eligible`` and ``conversion_value`` are
+    (n, k) arrays (possibly read-only broadcast views) computed on demand from factors.
+    """
+
+    __slots__ = ("pvalue", "source", "click_rate", "slots", "eligible_mask", "_sigma_ratio",
+                 "_p_true", "_p_row", "_p_col", "_value_col", "_value", "_p_cache")
+
+    def __init__(self, pvalue, source, *, click_rate, sigma_ratio, eligible=None, p_true=None,
+                 p_row_factor=None, p_col_factor=None, value_col=None, value=None, slots=None,
+                 validate: bool = False):
+        self.pvalue = pvalue
+        self.source = source
+        self.click_rate = click_rate
+        self.slots = slots or {}
+        self.eligible_mask = eligible
+        self._sigma_ratio = sigma_ratio
+        self._p_true = p_true
+        self._p_row = p_row_factor
+        self._p_col = p_col_factor
+        self._value_col = value_col
+        self._value = value
+        self._p_cache = None
+        if validate:
+            self.validate()
+
+    # -- shape ------------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of opportunities."""
+        return self.pvalue.shape[0]
+
+    @property
+    def k(self) -> int:
+        """Number of advertisers."""
+        return self.pvalue.shape[1]
+
+    def __len__(self) -> int:
+        return self.n
+
+    # -- contract fields ----------------------------------------------------------------------
+    @property
+    def pvalue_sigma(self) -> np.ndarray:
+        """(n, k) standard deviation of the prediction ``pvalue``."""
+        ratio = np.asarray(self._sigma_ratio, dtype=np.float32)
+        return self.pvalue * (ratio[:, None] if ratio.ndim == 1 else ratio)
+
+    @property
+    def eligible(self) -> np.ndarray:
+        """(n, k) bool, who may enter each auction (read-only view when all may)."""
+        if self.eligible_mask is None:
+            return np.broadcast_to(np.True_, self.pvalue.shape)
+        return self.eligible_mask
+
+    @property
+    def p_conversion(self) -> np.ndarray:
+        """(n, k) true conversion probability per exposure (materialised on first use)."""
+        if self._p_true is not None:
+            return self._p_true
+        if self._p_cache is None:
+            p = self.pvalue.astype(np.float64)
+            if self._p_row is not None:
+                p *= self._p_row[:, None]
+            if self._p_col is not None:
+                p *= self._p_col[None, :]
+            self._p_cache = np.minimum(p, 1.0)
+        return self._p_cache
+
+    @property
+    def conversion_value(self) -> np.ndarray:
+        """(n, k) sales value of one conversion (a broadcast view when per advertiser)."""
+        if self._value is not None:
+            return self._value
+        return np.broadcast_to(self._value_col[None, :], self.pvalue.shape)
+
+    @property
+    def value_per_advertiser(self) -> np.ndarray | None:
+        """(k,) conversion value when it does not vary by opportunity, else None."""
+        return None if self._value is not None else self._value_col
+
+    # -- cheap point look-ups used by the simulator ------------------------------------------
+    def p_conversion_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """True conversion probability at (rows, cols) without materialising the matrix."""
+        if self._p_true is not None:
+            return np.asarray(self._p_true[rows, cols], dtype=np.float64)
+        p = self.pvalue[rows, cols].astype(np.float64)
+        if self._p_row is not None:
+            p *= self._p_row[rows]
+        if self._p_col is not None:
+            p *= self._p_col[cols]
+        return np.minimum(p, 1.0)
+
+    def conversion_value_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Conversion value at (rows, cols)."""
+        if self._value is not None:
+            return np.asarray(self._value[rows, cols], dtype=np.float64)
+        return np.asarray(self._value_col[cols], dtype=np.float64)
+
+    # -- checks -----------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Check shapes, dtypes and ranges; raises ``ValueError`` naming the bad field."""
+        if self.pvalue.ndim != 2:
+            raise ValueError(f"pvalue must be (n, k), got shape {self.pvalue.shape}")
+        n, k = self.pvalue.shape
+        if not np.all(np.isfinite(self.pvalue)) or np.any(self.pvalue < 0):
+            raise ValueError("pvalue must be finite and >= 0")
+        checks = {"source": (self.source, (n,)), "click_rate": (self.click_rate, (n,))}
+        if self.eligible_mask is not None:
+            checks["eligible"] = (self.eligible_mask, (n, k))
+        for name, (arr, shape) in checks.items():
+            if np.shape(arr) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
+        if self.eligible_mask is not None and self.eligible_mask.dtype != bool:
+            raise ValueError("eligible must be a bool array")
+        if np.any((self.click_rate < 0) | (self.click_rate > 1)):
+            raise ValueError("click_rate must lie in [0, 1]")
+        p = self.p_conversion
+        if np.any((p < 0) | (p > 1)):
+            raise ValueError("p_conversion must lie in [0, 1]")
+        if np.any(self.conversion_value < 0):
+            raise ValueError("conversion_value must be >= 0")
+
+    def take(self, rows: np.ndarray) -> ImpressionBatch:
+        """A batch with only ``rows`` (an index or boolean array), in that order."""
+        pick = lambda a: None if a is None else a[rows]  # noqa: E731
+        return ImpressionBatch(
+            self.pvalue[rows], self.source[rows], click_rate=self.click_rate[rows],
+            sigma_ratio=(self._sigma_ratio[rows] if np.ndim(self._sigma_ratio) == 1
+                         else self._sigma_ratio), eligible=pick(self.eligible_mask),
+            p_true=pick(self._p_true), p_row_factor=pick(self._p_row), p_col_factor=self._p_col,
+            value_col=self._value_col, value=pick(self._value), slots=self.slots)
+
+
+class TrafficSource:
+    """Base class of traffic sources (the traffic contract).
+
+    Subclasses implement :meth:`_bind` (draw the episode's per-advertiser state) and
+    :meth:`sample`. ``daily_volume`` is the expected number of opportunities per day; ``None``
+    means "the environment's ``opportunities_per_day``".
+    """
+
+    source_id: int = SOURCE_FEED
+    name: str = "traffic"
+
+    def __init__(self, daily_volume: float | None = None, slots: SlotSettings | None = None):
+        if daily_volume is not None and not (np.isfinite(daily_volume) and daily_volume > 0):
+            raise ValueError(f"daily_volume must be a number > 0, got {daily_volume!r}")
+        self.daily_volume = daily_volume
+        self.slots = slots
+        self.bound = False
+        self.n_ticks = None
+        self.campaigns: CampaignArrays | None = None
+
+    def bind(self, campaigns: CampaignArrays, *, n_ticks: int, opportunities_per_day: float,
+             rng: np.random.Generator) -> TrafficSource:
+        """A copy of this source bound to one episode's advertisers (index 0: the agent)."""
+        bound = copy.copy(self)
+        bound.campaigns = campaigns
+        bound.n_ticks = int(n_ticks)
+        if bound.daily_volume is None:
+            bound.daily_volume = float(opportunities_per_day)
+        bound._bind(rng)
+        bound.bound = True
+        return bound
+
+    def _bind(self, rng: np.random.Generator) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def expected_volume(self) -> np.ndarray:
+        """Expected opportunities in each tick of the bound episode, shape (n_ticks,)."""
+        raise NotImplementedError
+
+    def sample(self, tick: int, rng: np.random.Generator) -> ImpressionBatch:
+        """The opportunities of ``tick`` (0-based) drawn with ``rng``."""
+        raise NotImplementedError
+
+    def _check_bound(self, tick: int) -> None:
+        if not self.bound:
+            raise RuntimeError(f"{type(self).__name__} must be bound to an episode before "
+                               "sampling (use env.unwrapped.traffic after env.reset())")
+        if not 0 <= tick < self.n_ticks:
+            raise ValueError(f"tick must be in [0, {self.n_ticks}), got {tick}")

@@ -1,0 +1,1 @@
+"""The ``bidenv`` command line and the scripts that produce the README's tables and figures."""
