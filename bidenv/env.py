@@ -17,6 +17,7 @@ from bidenv.campaign import (
     draw_competitor_campaigns,
 )
 from bidenv.competitors import HeuristicCompetitors
+from bidenv.market import clear_with_budgets
 from bidenv.scoring import campaign_score, constraint_ratio
 from bidenv.traffic import SlotSettings, make_traffic
 
@@ -95,12 +96,14 @@ class AutoBiddingEnv(gym.Env):
     episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``.
 
     ## Episode End
-    Terminated at the end of the day or when the agent's remaining budget is below the
-    smallest possible price (the reserve), so it cannot buy anything more. Never truncated by
-    the environment itself. Within a tick, opportunities are served in arrival order and an
-    advertiser (agent or competitor) whose next purchase would exceed its remaining budget is
-    dropped from that and all later auctions of the tick (they are re-run without it), so
-    spend never exceeds the budget.
+    Terminated at the end of the day or when the agent's budget is used up: its remaining
+    budget is below the smallest possible price (the reserve), or it could not afford a
+    purchase it won. Never truncated by the environment itself. Within a tick, opportunities
+    are served in arrival order and an advertiser (agent or competitor) whose next purchase
+    would exceed its remaining budget is dropped from that and all later auctions of the day
+    (the tick's auctions are re-run without it, as a row-by-row simulation would), so spend
+    never exceeds the budget; like the public benchmark's bidders that stop below a small
+    remaining budget, such an advertiser is out of the market for the rest of the day.
 
     ## Arguments
     | argument | default | meaning |
@@ -228,6 +231,8 @@ class AutoBiddingEnv(gym.Env):
                                c.target_cpa)
         zeros = lambda: np.zeros(k)  # noqa: E731
         self.spent, self.conv, self.value = zeros(), zeros(), zeros()
+        # Advertisers that could not afford a purchase are out for the rest of the day.
+        self.exhausted = np.zeros(k, bool)
         self.exp_conv, self.exp_value, self.exp_cost = zeros(), zeros(), zeros()
         # Per-tick history (n_ticks, k): bid, lwc, pvalue means, conversions, win rate, volume.
         self.hist = np.zeros((6, self.n_ticks, k))
@@ -265,8 +270,8 @@ class AutoBiddingEnv(gym.Env):
             reward = self.score - prev_score
         else:
             reward = tick_stats[4 if self.c.is_roi[0] else 3, 0]
-        terminated = self.tick >= self.n_ticks or (
-            self.c.budget[0] - self.spent[0] < self._min_price)
+        terminated = bool(self.tick >= self.n_ticks or self.exhausted[0]
+                          or self.c.budget[0] - self.spent[0] < self._min_price)
         if not terminated:
             self.batch = self.traffic.sample(self.tick, rng)
         else:
@@ -300,7 +305,7 @@ class AutoBiddingEnv(gym.Env):
         """Run one tick's auctions; returns per-advertiser stats (8, k)."""
         k, n = self.k, batch.n
         budget_left = self.c.budget - self.spent
-        active = budget_left >= self._min_price
+        active = (budget_left >= self._min_price) & ~self.exhausted
         coef = alpha * self._scale * active
         vcol = batch.value_per_advertiser
         roi = self.c.is_roi
@@ -311,13 +316,14 @@ class AutoBiddingEnv(gym.Env):
             bids[:, roi] *= batch.conversion_value[:, roi]
         n_slots, exposure, K = self._slot_rows(batch)
         eligible = batch.eligible_mask
-        res = run_auction(bids, n_slots=n_slots, rng=rng, reserve=self.reserve_price,
-                          mechanism=self.mechanism, exposure=exposure, eligible=eligible)
-        # Cascade: one uniform per opportunity decides how deep down the page ads are shown.
+        # Cascade: one uniform per opportunity decides how deep down the page ads are shown
+        # (slot j is shown iff u < marginal exposure of j, so a lower slot never shows alone).
         depth_u = rng.random(n)
         marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
         shown = depth_u[:, None] < marginal
-        self._enforce_budgets(bids, res, shown, budget_left, n_slots, exposure, eligible, rng)
+        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=rng,
+                                 reserve=self.reserve_price, mechanism=self.mechanism,
+                                 exposure=exposure, eligible=eligible, dropped=self.exhausted)
         winners, prices = res.winners, res.prices
         won = winners >= 0
         rows, slots = np.nonzero(won)
@@ -373,43 +379,6 @@ class AutoBiddingEnv(gym.Env):
         if self.recording is not None:
             self._record(batch, bids, res, n_slots, exposure, eligible, rng, alpha)
         return stats
-
-    def _enforce_budgets(self, bids, res, shown, budget_left, n_slots, exposure, eligible, rng):
-        """Drop advertisers from the auctions after the point where they run out of budget.
-
-        Opportunities are served in arrival order. For every advertiser whose tick cost would
-        exceed its remaining budget, the first purchase that does not fit and everything after
-        it are dropped: its bids from that row on are withdrawn and the auctions where it was
-        among the top K+1 are re-run. Repeats until nobody overspends (a withdrawal can raise
-        others' prices). An advertiser is never re-admitted within the tick.
-        """
-        n = bids.shape[0]
-        k = self.k
-        for _ in range(k + 1):
-            won = res.winners >= 0
-            cost = np.where(won & shown, res.prices, 0.0)
-            adv_cost = np.bincount(res.winners[won], weights=cost[won], minlength=k)
-            over = np.nonzero(adv_cost > budget_left)[0]
-            if len(over) == 0:
-                return
-            rerun = np.zeros(n, bool)
-            row_idx = np.arange(n)
-            for a in over:
-                r, j = np.nonzero((res.winners == a) & (cost > 0))
-                spend = np.cumsum(cost[r, j])
-                first = int(np.searchsorted(spend, budget_left[a], side="right"))
-                cut = r[first]
-                bids[cut:, a] = 0.0
-                rerun |= (row_idx >= cut) & (res.order == a).any(axis=1)
-            idx = np.nonzero(rerun)[0]
-            sub = run_auction(
-                bids[idx], n_slots=n_slots if np.ndim(n_slots) == 0 else n_slots[idx], rng=rng,
-                reserve=self.reserve_price, mechanism=self.mechanism,
-                exposure=exposure if np.ndim(exposure) == 1 else exposure[idx],
-                eligible=None if eligible is None else eligible[idx])
-            for name in ("order", "top_bids", "winners", "prices", "least_winning_cost"):
-                getattr(res, name)[idx] = getattr(sub, name)
-        raise RuntimeError("budget enforcement did not converge")  # pragma: no cover
 
     def _record(self, batch, bids, res, n_slots, exposure, eligible, rng, alpha):
         """Keep what the hindsight oracle needs: the agent's values and rivals' top bids."""
