@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -362,9 +363,7 @@ def run_auction(
     neg_inf = dtype.type(-np.inf)
     pos_inf = dtype.type(np.inf)
     chunk = int(min(chunk_rows, max(n, 1)))
-    masked_buf = np.empty((chunk, k), dtype=dtype)
-    mask_buf = np.empty((chunk, k), dtype=bool)
-    tmp_buf = np.empty((chunk, k), dtype=bool)
+    masked_buf, mask_buf, tmp_buf = _workspace(chunk, k, dtype)
     slot_cols = np.arange(k_max)
 
     for start in range(0, n, chunk):
@@ -382,16 +381,25 @@ def run_auction(
         mask &= tmp_buf[:m]
         if elig is not None:
             mask &= elig[start:stop]
-        masked.fill(neg_inf)
-        np.copyto(masked, b, where=mask)
+        # Non-entering cells become 0 (entering bids are > 0, so "<= 0" means "out"). A
+        # multiply is ~7x faster than copyto(where=mask) on irregular masks; NaN/inf bids
+        # (which the multiply would turn into NaN) take the slow path.
+        with np.errstate(invalid="ignore"):
+            np.multiply(b, mask, out=masked)
+        if np.isnan(masked).any():
+            masked.fill(0)
+            np.copyto(masked, b, where=mask)
 
         kr = None if row_slots is None else row_slots[start:stop]
         idx, vals = _top_sorted(masked, width)
+        vals[vals <= 0] = neg_inf
         _break_ties(masked, idx, vals, k_max, kr, rng)
 
         o = order[start:stop]
         np.copyto(o, idx)
-        o[vals == neg_inf] = -1
+        none = vals <= 0
+        o[none] = -1
+        vals[none] = neg_inf
         top_bids[start:stop] = vals
 
         _price_chunk(
@@ -408,6 +416,29 @@ def run_auction(
         )
 
     return AuctionResult(order, top_bids, winners, prices, lwc)
+
+
+_WORKSPACE = threading.local()
+
+
+def _workspace(rows: int, k: int, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-thread scratch buffers of at least ``rows`` x ``k``, reused across calls.
+
+    A simulator calls the auction once per tick with a few thousand rows; allocating fresh
+    megabyte-sized scratch arrays each time costs page faults comparable to the sort itself.
+    """
+    key = (k, np.dtype(dtype).str)
+    cache = getattr(_WORKSPACE, "buffers", None)
+    if cache is None:
+        cache = _WORKSPACE.buffers = {}
+    bufs = cache.get(key)
+    if bufs is None or bufs[0].shape[0] < rows:
+        bufs = (np.empty((rows, k), dtype=dtype), np.empty((rows, k), dtype=bool),
+                np.empty((rows, k), dtype=bool))
+        if len(cache) > 8:
+            cache.clear()
+        cache[key] = bufs
+    return bufs[0][:rows], bufs[1][:rows], bufs[2][:rows]
 
 
 def _top_sorted(masked: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -470,7 +501,7 @@ def _break_ties(
         boundary = vals[rows, k_max]
     else:
         boundary = vals[rows, kr[rows]]
-    n_cand = np.count_nonzero((sub >= boundary[:, None]) & (sub > -np.inf), axis=1)
+    n_cand = np.count_nonzero((sub >= boundary[:, None]) & (sub > 0), axis=1)
     cols = int(min(k, max(int(n_cand.max()), width)))
     if cols < k:
         part = np.argpartition(sub, k - cols, axis=1)[:, k - cols :]
@@ -550,3 +581,47 @@ def _vcg_prices(
     np.copyto(out, gsp, where=~positive)
     # Mathematically VCG <= GSP; clamp away floating-point excess.
     np.minimum(out, gsp, out=out)
+
+
+def price_sorted(
+    order: np.ndarray,
+    top_bids: np.ndarray,
+    *,
+    n_slots: int | np.ndarray,
+    reserve: float = 0.0,
+    mechanism: str = "gsp",
+    exposure: Any = None,
+) -> AuctionResult:
+    """Allocate and price rows whose ``K + 1`` best entering bids are already sorted.
+
+    The pricing half of :func:`run_auction`, for callers that maintain the sorted candidates
+    themselves (e.g. :func:`bidenv.market.clear_with_budgets` when it withdraws a bidder
+    from some rows and shifts the others up).
+
+    Args:
+        order: ``(n, W)`` advertiser indices in descending bid order, ``-1`` where none,
+            with ``W >= K + 1`` (only the first ``K + 1`` columns are used; results have
+            ``W - 1`` slot columns, the ones beyond ``K`` empty).
+        top_bids: ``(n, W)`` the matching bids, ``-inf`` where none.
+        n_slots, reserve, mechanism, exposure: As :func:`run_auction`.
+
+    Returns:
+        An :class:`AuctionResult` (``order`` and ``top_bids`` are the inputs).
+    """
+    n = order.shape[0]
+    k_max, row_slots = _as_slots(n_slots, n)
+    width = order.shape[1] if order.ndim == 2 else -1
+    if width < k_max + 1 or top_bids.shape != order.shape:
+        raise ValueError(f"order and top_bids must have shape (n, >= K + 1) = ({n}, {k_max + 1}), "
+                         f"got {order.shape} and {top_bids.shape}")
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+    expo = _as_run_exposure(exposure, n, k_max) if mechanism == "vcg" else None
+    # Rows whose per-row slot counts are all small still report width - 1 slot columns.
+    winners = np.full((n, width - 1), -1, dtype=np.int64)
+    prices = np.zeros((n, width - 1), dtype=np.float64)
+    lwc = np.empty(n, dtype=np.float64)
+    _price_chunk(np.ascontiguousarray(order[:, :k_max + 1]),
+                 np.ascontiguousarray(top_bids[:, :k_max + 1]), row_slots, np.arange(k_max),
+                 float(reserve), mechanism, expo, winners[:, :k_max], prices[:, :k_max], lwc)
+    return AuctionResult(order, top_bids, winners, prices, lwc)

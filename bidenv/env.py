@@ -21,23 +21,26 @@ from bidenv.market import clear_with_budgets
 from bidenv.scoring import campaign_score, constraint_ratio
 from bidenv.traffic import SlotSettings, make_traffic
 
+#: Upper bound of unbounded features (finite so that checkers and normalisers are happy).
+BIG = 1e6
+PRICE_UNIT = 0.1
 FEATURES = (
     ("time_left", "share of the day's ticks still to come", 0.0, 1.0),
     ("budget_left", "share of the budget not yet spent", 0.0, 1.0),
-    ("hist_bid_mean", "mean own bid over past ticks (money / 0.1)", 0.0, np.inf),
-    ("last3_bid_mean", "mean own bid over the last 3 ticks (money / 0.1)", 0.0, np.inf),
-    ("hist_lwc_mean", "mean least winning cost over past ticks (money / 0.1)", 0.0, np.inf),
-    ("last3_lwc_mean", "mean least winning cost, last 3 ticks (money / 0.1)", 0.0, np.inf),
-    ("hist_pvalue_mean", "mean pValue of own opportunities, past ticks (x1000)", 0.0, np.inf),
-    ("last3_pvalue_mean", "mean pValue, last 3 ticks (x1000)", 0.0, np.inf),
-    ("hist_conversion_mean", "conversions per tick over past ticks", 0.0, np.inf),
-    ("last3_conversion_mean", "conversions per tick, last 3 ticks", 0.0, np.inf),
+    ("hist_bid_mean", "mean own bid over past ticks (money / 0.1)", 0.0, BIG),
+    ("last3_bid_mean", "mean own bid over the last 3 ticks (money / 0.1)", 0.0, BIG),
+    ("hist_lwc_mean", "mean least winning cost over past ticks (money / 0.1)", 0.0, BIG),
+    ("last3_lwc_mean", "mean least winning cost, last 3 ticks (money / 0.1)", 0.0, BIG),
+    ("hist_pvalue_mean", "mean pValue of own opportunities, past ticks (x1000)", 0.0, BIG),
+    ("last3_pvalue_mean", "mean pValue, last 3 ticks (x1000)", 0.0, BIG),
+    ("hist_conversion_mean", "conversions per tick over past ticks", 0.0, BIG),
+    ("last3_conversion_mean", "conversions per tick, last 3 ticks", 0.0, BIG),
     ("hist_win_rate", "slots won per opportunity over past ticks", 0.0, 1.0),
     ("last3_win_rate", "slots won per opportunity, last 3 ticks", 0.0, 1.0),
-    ("cur_pvalue_mean", "mean pValue of this tick's opportunities (x1000)", 0.0, np.inf),
-    ("cur_opportunities", "this tick's opportunities / mean per tick", 0.0, np.inf),
-    ("last3_opportunities", "opportunities per tick, last 3 ticks / mean per tick", 0.0, np.inf),
-    ("hist_opportunities", "opportunities per tick, past ticks / mean per tick", 0.0, np.inf),
+    ("cur_pvalue_mean", "mean pValue of this tick's opportunities (x1000)", 0.0, BIG),
+    ("cur_opportunities", "this tick's opportunities / mean per tick", 0.0, BIG),
+    ("last3_opportunities", "opportunities per tick, last 3 ticks / mean per tick", 0.0, BIG),
+    ("hist_opportunities", "opportunities per tick, past ticks / mean per tick", 0.0, BIG),
     ("traffic_elapsed", "expected share of the day's opportunities already past", 0.0, 1.0),
     ("pace_error", "share of budget spent minus traffic_elapsed", -1.0, 1.0),
     ("constraint_ratio", "CPA / target (CPA) or target / ROI (ROI) so far, 0 if no spend",
@@ -45,7 +48,6 @@ FEATURES = (
     ("is_roi", "1 for an ROI campaign, 0 otherwise", 0.0, 1.0),
 )
 FEATURE_NAMES = tuple(f[0] for f in FEATURES)
-PRICE_UNIT = 0.1
 PVALUE_UNIT = 1e-3
 _F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -182,9 +184,11 @@ class AutoBiddingEnv(gym.Env):
         low = np.array([f[2] for f in FEATURES], np.float32)
         high = np.array([f[3] for f in FEATURES], np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self._obs_low, self._obs_high = low.astype(np.float64), high.astype(np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
         self.traffic = None
         self.recording = None
+        self._bid_buffer = np.empty((0, 0), np.float32)  # reused across ticks
 
     # -- action bijection ---------------------------------------------------------------------
     def action_to_alpha(self, action):
@@ -299,7 +303,9 @@ class AutoBiddingEnv(gym.Env):
             rows = batch.source == src
             n_slots[rows] = st.n_slots
             exposure[rows, :st.n_slots] = st.marginal_exposure
-        return n_slots, exposure, K
+        # The auction reports as many slot columns as the largest count present in the tick.
+        K = int(n_slots.max()) if batch.n else 1
+        return n_slots, np.ascontiguousarray(exposure[:, :K]), K
 
     def _simulate_tick(self, batch, alpha, rng):
         """Run one tick's auctions; returns per-advertiser stats (8, k)."""
@@ -311,11 +317,15 @@ class AutoBiddingEnv(gym.Env):
         roi = self.c.is_roi
         if vcol is not None:
             coef = np.where(roi, coef * vcol, coef)
-        bids = batch.pvalue * coef.astype(np.float32)[None, :]
+        if self._bid_buffer.shape[0] < n or self._bid_buffer.shape[1] != k:
+            self._bid_buffer = np.empty((max(n, 2 * self._bid_buffer.shape[0]), k), np.float32)
+        bids = np.multiply(batch.pvalue, coef.astype(np.float32)[None, :],
+                           out=self._bid_buffer[:n])
         if vcol is None and roi.any():
             bids[:, roi] *= batch.conversion_value[:, roi]
         n_slots, exposure, K = self._slot_rows(batch)
-        eligible = batch.eligible_mask
+        # A zero bid never enters, so sources with pValue 0 where ineligible need no mask.
+        eligible = None if batch.pvalue_zero_when_ineligible else batch.eligible_mask
         # Cascade: one uniform per opportunity decides how deep down the page ads are shown
         # (slot j is shown iff u < marginal exposure of j, so a lower slot never shows alone).
         depth_u = rng.random(n)
@@ -324,13 +334,15 @@ class AutoBiddingEnv(gym.Env):
         res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=rng,
                                  reserve=self.reserve_price, mechanism=self.mechanism,
                                  exposure=exposure, eligible=eligible, dropped=self.exhausted)
-        winners, prices = res.winners, res.prices
-        won = winners >= 0
-        rows, slots = np.nonzero(won)
-        adv = winners[rows, slots]
-        price = prices[rows, slots]
-        is_shown = shown[rows, slots]
-        m = marginal[rows, slots]
+        # Flat indices of the slots won (row-major, so arrival order is kept).
+        K_res = res.winners.shape[1]
+        flat = np.flatnonzero(res.winners >= 0)
+        rows = flat // K_res
+        adv = res.winners.ravel()[flat]
+        price = res.prices.ravel()[flat]
+        is_shown = shown.ravel()[flat]
+        m = (marginal[:, :K_res].ravel()[flat] if np.ndim(exposure) == 2
+             else np.asarray(exposure)[flat % K_res])
         p_conv = batch.p_conversion_at(rows, adv)
         cv = batch.conversion_value_at(rows, adv)
         # One uniform per exposure: a conversion implies a click (p_conv <= click rate).
@@ -348,7 +360,7 @@ class AutoBiddingEnv(gym.Env):
         stats[4] = bc(np.where(converted, cv, 0.0))  # value
         stats[5] = cost
         stats[6] = bc(m * p_conv)  # expected conversions
-        stats[7] = n if eligible is None else eligible.sum(axis=0)  # opportunities
+        stats[7] = self._cur_count  # opportunities each advertiser could enter
         exp_cost = bc(m * price)
         exp_value = bc(m * p_conv * cv)
         self.spent += cost
@@ -362,11 +374,7 @@ class AutoBiddingEnv(gym.Env):
         lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)
         lwc_lose = np.maximum(np.where(np.isfinite(lwc_lose), lwc_lose, 0.0), self.reserve_price)
         gap = lwc_lose[rows] - res.least_winning_cost[rows]
-        if eligible is None:
-            lwc_sum = np.full(k, lwc_lose.sum())
-        else:
-            lwc_sum = lwc_lose.astype(np.float32) @ eligible
-        lwc_sum -= bc(gap)
+        lwc_sum = batch.eligible_sum(lwc_lose) - bc(gap)
         opp = np.maximum(stats[7], 1.0)
         t = self.tick
         self.hist[0, t] = coef * self._cur_pvalue_mean  # mean bid (per-advertiser value scale)
@@ -394,7 +402,7 @@ class AutoBiddingEnv(gym.Env):
             "pvalue": batch.pvalue[:, 0].copy(),
             "p_conversion": batch.p_conversion_at(rows, np.zeros(n, np.int64)),
             "conversion_value": batch.conversion_value_at(rows, np.zeros(n, np.int64)),
-            "eligible": np.ones(n, bool) if eligible is None else eligible[:, 0].copy(),
+            "eligible": batch.eligible[:, 0].copy(),
             "rival_bids": others.top_bids[:, :K].astype(np.float64),
             "n_slots": np.broadcast_to(np.asarray(n_slots), (n,)).copy(),
             "exposure": np.broadcast_to(exposure, (n, K)).copy(),
@@ -408,17 +416,12 @@ class AutoBiddingEnv(gym.Env):
         k, t, c = self.k, self.tick, self.c
         batch = self.batch
         if batch is not None and batch.n:
-            mask = batch.eligible_mask
-            if mask is None:
-                count = np.full(k, float(batch.n))
-                psum = batch.pvalue.sum(axis=0, dtype=np.float64)
-            else:
-                count = mask.sum(axis=0).astype(np.float64)
-                psum = np.where(mask, batch.pvalue, 0.0).sum(axis=0, dtype=np.float64)
-            self._cur_pvalue_mean = psum / np.maximum(count, 1.0)
+            count = batch.eligible_counts()
+            self._cur_pvalue_mean = batch.eligible_pvalue_sum() / np.maximum(count, 1.0)
         else:
             count = np.zeros(k)
             self._cur_pvalue_mean = np.zeros(k)
+        self._cur_count = count
         obs = np.zeros((k, len(FEATURES)), np.float64)
         obs[:, _F["time_left"]] = (self.n_ticks - t) / self.n_ticks
         obs[:, _F["budget_left"]] = np.clip(1.0 - self.spent / c.budget, 0.0, 1.0)
@@ -439,6 +442,7 @@ class AutoBiddingEnv(gym.Env):
         obs[:, _F["pace_error"]] = np.clip(self.spent / c.budget - elapsed, -1.0, 1.0)
         obs[:, _F["constraint_ratio"]] = self._constraint_ratios()
         obs[:, _F["is_roi"]] = c.is_roi
+        np.clip(obs, self._obs_low, self._obs_high, out=obs)
         return obs.astype(np.float32)
 
     def _constraint_ratios(self) -> np.ndarray:

@@ -11,7 +11,13 @@ Only a bound source can :meth:`~TrafficSource.sample`.
 To keep generation cheap, a batch may hold *factors* instead of full matrices: the true
 conversion probability is ``pvalue * row_factor[:, None] * col_factor[None, :]`` unless a full
 matrix is given, and it is materialised only when asked for (the simulator needs it only at
-the slots actually won, through :meth:`ImpressionBatch.p_conversion_at`).
+the slots actually won, through :meth:`ImpressionBatch.p_conversion_at`). Likewise
+eligibility may be given by *groups*: opportunity ``o`` belongs to group ``groups[o]`` (say,
+a query's intent) and ``eligible[o] = group_table[groups[o]]``, so per-advertiser counts and
+sums over eligible opportunities cost O(n) instead of O(n k) (:meth:`eligible_counts`,
+:meth:`eligible_sum`). A source that guarantees ``pvalue == 0`` wherever an advertiser is
+not eligible says so with ``pvalue_zero_when_ineligible=True``; the simulator then needs no
+mask in the auction (a zero bid never enters).
 """
 
 from __future__ import annotations
@@ -106,17 +112,26 @@ class ImpressionBatch:
     (n, k) arrays (possibly read-only broadcast views) computed on demand from factors.
     """
 
-    __slots__ = ("pvalue", "source", "click_rate", "slots", "eligible_mask", "_sigma_ratio",
-                 "_p_true", "_p_row", "_p_col", "_value_col", "_value", "_p_cache")
+    __slots__ = ("pvalue", "source", "click_rate", "slots", "groups", "group_table",
+                 "pvalue_zero_when_ineligible", "_mask", "_sigma_ratio", "_p_true", "_p_row",
+                 "_p_col", "_value_col", "_value", "_p_cache")
 
-    def __init__(self, pvalue, source, *, click_rate, sigma_ratio, eligible=None, p_true=None,
+    def __init__(self, pvalue, source, *, click_rate, sigma_ratio, eligible=None, groups=None,
+                 group_table=None, pvalue_zero_when_ineligible=False, p_true=None,
                  p_row_factor=None, p_col_factor=None, value_col=None, value=None, slots=None,
                  validate: bool = False):
+        if eligible is not None and groups is not None:
+            raise ValueError("give eligibility as a dense mask or as groups, not both")
+        if (groups is None) != (group_table is None):
+            raise ValueError("groups and group_table must be given together")
         self.pvalue = pvalue
         self.source = source
         self.click_rate = click_rate
         self.slots = slots or {}
-        self.eligible_mask = eligible
+        self._mask = eligible
+        self.groups = groups
+        self.group_table = group_table
+        self.pvalue_zero_when_ineligible = bool(pvalue_zero_when_ineligible)
         self._sigma_ratio = sigma_ratio
         self._p_true = p_true
         self._p_row = p_row_factor
@@ -149,11 +164,46 @@ class ImpressionBatch:
         return self.pvalue * (ratio[:, None] if ratio.ndim == 1 else ratio)
 
     @property
+    def eligible_mask(self) -> np.ndarray | None:
+        """(n, k) bool mask of who may enter, or None when every advertiser may."""
+        if self._mask is None and self.groups is not None:
+            if self.group_table.all():
+                return None
+            self._mask = self.group_table[self.groups]
+        return self._mask
+
+    @property
     def eligible(self) -> np.ndarray:
         """(n, k) bool, who may enter each auction (read-only view when all may)."""
-        if self.eligible_mask is None:
+        mask = self.eligible_mask
+        if mask is None:
             return np.broadcast_to(np.True_, self.pvalue.shape)
-        return self.eligible_mask
+        return mask
+
+    def eligible_counts(self) -> np.ndarray:
+        """(k,) number of opportunities each advertiser may enter."""
+        return self.eligible_sum(None)
+
+    def eligible_sum(self, weights: np.ndarray | None) -> np.ndarray:
+        """(k,) sum of per-opportunity ``weights`` over the opportunities each may enter."""
+        n, k = self.pvalue.shape
+        if self.groups is not None:
+            per_group = np.bincount(self.groups, weights=weights,
+                                    minlength=len(self.group_table))
+            return per_group.astype(np.float64) @ self.group_table
+        if self._mask is None:
+            total = float(n) if weights is None else float(np.sum(weights))
+            return np.full(k, total)
+        if weights is None:
+            return np.count_nonzero(self._mask, axis=0).astype(np.float64)
+        return np.asarray(weights, np.float32) @ self._mask
+
+    def eligible_pvalue_sum(self) -> np.ndarray:
+        """(k,) sum of pValue over the opportunities each advertiser may enter."""
+        mask = None if self.pvalue_zero_when_ineligible else self.eligible_mask
+        if mask is None:
+            return self.pvalue.sum(axis=0, dtype=np.float64)
+        return np.where(mask, self.pvalue, np.float32(0)).sum(axis=0, dtype=np.float64)
 
     @property
     def p_conversion(self) -> np.ndarray:
@@ -208,6 +258,11 @@ class ImpressionBatch:
         if not np.all(np.isfinite(self.pvalue)) or np.any(self.pvalue < 0):
             raise ValueError("pvalue must be finite and >= 0")
         checks = {"source": (self.source, (n,)), "click_rate": (self.click_rate, (n,))}
+        if self.groups is not None:
+            checks["groups"] = (self.groups, (n,))
+            checks["group_table"] = (self.group_table, (len(self.group_table), k))
+            if n and (self.groups.min() < 0 or self.groups.max() >= len(self.group_table)):
+                raise ValueError("groups must index rows of group_table")
         if self.eligible_mask is not None:
             checks["eligible"] = (self.eligible_mask, (n, k))
         for name, (arr, shape) in checks.items():
@@ -217,6 +272,8 @@ class ImpressionBatch:
             raise ValueError("eligible must be a bool array")
         if np.any((self.click_rate < 0) | (self.click_rate > 1)):
             raise ValueError("click_rate must lie in [0, 1]")
+        if self.pvalue_zero_when_ineligible and np.any(self.pvalue[~self.eligible] != 0):
+            raise ValueError("pvalue must be 0 where not eligible (pvalue_zero_when_ineligible)")
         p = self.p_conversion
         if np.any((p < 0) | (p > 1)):
             raise ValueError("p_conversion must lie in [0, 1]")
@@ -229,7 +286,10 @@ class ImpressionBatch:
         return ImpressionBatch(
             self.pvalue[rows], self.source[rows], click_rate=self.click_rate[rows],
             sigma_ratio=(self._sigma_ratio[rows] if np.ndim(self._sigma_ratio) == 1
-                         else self._sigma_ratio), eligible=pick(self.eligible_mask),
+                         else self._sigma_ratio),
+            eligible=None if self.groups is not None else pick(self._mask),
+            groups=pick(self.groups), group_table=self.group_table,
+            pvalue_zero_when_ineligible=self.pvalue_zero_when_ineligible,
             p_true=pick(self._p_true), p_row_factor=pick(self._p_row), p_col_factor=self._p_col,
             value_col=self._value_col, value=pick(self._value), slots=self.slots)
 

@@ -2,24 +2,32 @@
 
 These are deliberately compact generators calibrated to the public reference numbers in
 DESIGN.md (diurnal volume, pValue about 5e-4 scaled by advertiser category x0.3-1.7,
-pValueSigma about 0.15 x pValue). They are built for speed: the (n x k) pValue matrix is
-``exp`` of a low-rank user-advertiser match (a (n x d) @ (d x k) matmul with d = 4) plus
-per-opportunity and per-advertiser levels, and all other noise is drawn per opportunity or
+pValueSigma about 0.15 x pValue). They are built for speed: the whole (n x k) pValue matrix of
+a tick is ``exp`` of **one** matrix product of per-opportunity factors (n x r) by
+per-advertiser factors (r x k) with small r, and all other noise is drawn per opportunity or
 per advertiser, never per cell.
 
 Model (per opportunity o, advertiser a)::
 
-    log pvalue[o, a] = log q[o] + z[o] . w[a] + log level[a] (+ log boost[intent[o], a])
+    log pvalue[o, a] = z[o] . w[a] + log q[o] + log level[a] (+ log boost[intent[o], a])
     p_conversion[o, a] = pvalue[o, a] * eps[o] * bias[a]
 
-``q`` is a heavy-tailed (lognormal) opportunity quality, ``z``/``w`` latent user and ad
-factors, ``level`` the advertiser's category level, ``eps`` the platform's prediction error
-(lognormal with sigma ``sigma_ratio``, mean 1, so predictions are unbiased) and ``bias`` a
-per-advertiser calibration bias (1 for established advertisers).
+``z``/``w`` are latent user and ad vectors (d = 4), ``q`` a heavy-tailed (lognormal, mean 1)
+opportunity quality, ``level`` the advertiser's mean pValue (its category's level times a
+per-advertiser jitter), ``eps`` the platform's prediction error (lognormal with sigma
+``sigma_ratio`` and mean 1, so predictions are unbiased) and ``bias`` a per-advertiser
+calibration bias (1 for established advertisers).
 
 Search differs from the feed by an intent category per query: only advertisers of that
-category (and one related category) are eligible, matching advertisers' conversion rates are
-``intent_boost`` times higher, and click rates are higher.
+category (and of one related category, drawn per episode) are eligible, matching advertisers
+convert ``intent_boost`` times more often, and click rates are higher. The boost enters the
+same matrix product through a one-hot intent column, and ineligible advertisers get a large
+negative log-boost, so their pValue is exactly 0 and eligibility is a per-intent lookup table
+(see :class:`~bidenv.traffic.base.ImpressionBatch` groups).
+
+A :class:`TrafficMix` of built-in sources stacks their factors block-wise and still draws the
+whole tick with one product; mixes with other sources fall back to sampling each and
+interleaving the batches (:func:`merge_batches`).
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from bidenv.traffic.base import (
 CATEGORY_LEVELS = np.linspace(0.3, 1.7, N_CATEGORIES)
 #: Mean predicted conversions per exposure across the market (public reference: about 5e-4).
 MEAN_PVALUE = 5e-4
+#: Log-boost that makes exp() underflow to exactly 0 in float32 (ineligible advertisers).
+_EXCLUDED = -200.0
 
 
 @dataclass
@@ -59,6 +69,7 @@ class AdvertiserProfile:
     def draw(cls, categories: np.ndarray, rng: np.random.Generator, *, latent_dim: int = 4,
              latent_scale: float = 0.35, value_median: float = 100.0,
              value_sigma: float = 0.5) -> AdvertiserProfile:
+        """Draw the profile of advertisers with the given categories."""
         k = len(categories)
         factors = rng.normal(0.0, latent_scale, size=(k, latent_dim)).astype(np.float32)
         # E[exp(z.w)] = exp(|w|^2 / 2) for standard normal z: divide it out so levels are means.
@@ -67,6 +78,17 @@ class AdvertiserProfile:
         level = MEAN_PVALUE * CATEGORY_LEVELS[categories] * jitter / norm
         value = value_median * np.exp(rng.normal(0.0, value_sigma, size=k))
         return cls(level=level, ad_factors=factors, bias=np.ones(k), conversion_value=value)
+
+
+@dataclass
+class _Rows:
+    """Per-opportunity factors of n rows drawn by a latent source."""
+
+    x: np.ndarray  # (n, r) float32 factors, multiplied by the source's (k, r) matrix
+    groups: np.ndarray  # (n,) int eligibility group
+    click: np.ndarray  # (n,) float32 click rate
+    eps: np.ndarray  # (n,) float64 true / predicted conversion rate
+    sigma: float
 
 
 class _LatentTraffic(TrafficSource):
@@ -90,49 +112,52 @@ class _LatentTraffic(TrafficSource):
         self.profile: AdvertiserProfile | None = None
         self._shares = None
 
-    def _bind(self, rng: np.random.Generator, profile: AdvertiserProfile | None = None) -> None:
+    # -- binding ------------------------------------------------------------------------------
+    def _bind(self, rng: np.random.Generator) -> None:
         coeffs = np.asarray(DIURNAL_LOG_FOURIER) + rng.normal(0.0, self.volume_noise, 6)
         scale = float(np.exp(rng.normal(0.0, self.volume_noise)))
         self._shares = diurnal_shares(self.n_ticks, coeffs, self.shift_hours) * scale
-        self.profile = profile or self._fixed_profile or AdvertiserProfile.draw(
-            self.campaigns.category, rng)
+        self.profile = self._fixed_profile or AdvertiserProfile.draw(self.campaigns.category, rng)
         k = len(self.campaigns)
         if len(self.profile.level) != k:
             raise ValueError(f"profile has {len(self.profile.level)} advertisers, episode has {k}")
-        self._log_level = np.log(self.profile.level).astype(np.float32)
-        # Mean of the lognormal opportunity quality is 1.
-        self._q_mu = -0.5 * self.quality_sigma ** 2
+        # Advertiser factors: [w (d), 1 (for log q), log level (for the constant 1)].
+        self.adv = np.hstack([self.profile.ad_factors, np.ones((k, 1), np.float32),
+                              np.log(self.profile.level)[:, None].astype(np.float32)])
+        self.group_table = np.ones((1, k), bool)
+        self._bind_extra(rng)
 
+    def _bind_extra(self, rng: np.random.Generator) -> None:
+        """Hook for per-episode state of subclasses (may extend ``adv``/``group_table``)."""
+
+    # -- sampling -----------------------------------------------------------------------------
     def expected_volume(self) -> np.ndarray:
         return self.daily_volume * self._shares
 
     def sample(self, tick: int, rng: np.random.Generator) -> ImpressionBatch:
         self._check_bound(tick)
-        n = int(rng.poisson(self.expected_volume()[tick]))
-        return self.sample_rows(n, rng)
+        return self.sample_rows(int(rng.poisson(self.expected_volume()[tick])), rng)
 
     def sample_rows(self, n: int, rng: np.random.Generator) -> ImpressionBatch:
         """Draw ``n`` opportunities (arrival order) from this source."""
+        rows = self._rows(n, rng)
+        return _assemble([rows], [np.arange(n)], [self], n, rng=None)
+
+    def _rows(self, n: int, rng: np.random.Generator) -> _Rows:
         d = self.profile.ad_factors.shape[1]
-        z = rng.standard_normal((n, d), dtype=np.float32)
-        log_q = rng.normal(self._q_mu, self.quality_sigma, n).astype(np.float32)
-        logits = z @ self.profile.ad_factors.T
-        logits += log_q[:, None]
-        logits += self._log_level[None, :]
-        eligible = self._modify(logits, n, rng)
-        pvalue = np.exp(logits, out=logits)
+        x = np.empty((n, self.adv.shape[1]), np.float32)
+        x[:, :d] = rng.standard_normal((n, d), dtype=np.float32)
+        x[:, d] = rng.normal(-0.5 * self.quality_sigma ** 2, self.quality_sigma, n)
+        x[:, d + 1] = 1.0
+        groups = self._extra_rows(x, d + 2, n, rng)
         s = self.sigma_ratio
         eps = np.exp(rng.normal(-0.5 * s * s, s, n)) if s > 0 else np.ones(n)
-        lo, hi = self.click_rate_range
-        click = rng.uniform(lo, hi, n).astype(np.float32)
-        return ImpressionBatch(
-            pvalue, np.full(n, self.source_id, dtype=np.int8), click_rate=click,
-            sigma_ratio=s, eligible=eligible, p_row_factor=eps, p_col_factor=self.profile.bias,
-            value_col=self.profile.conversion_value, slots={self.source_id: self.slots})
+        click = rng.uniform(*self.click_rate_range, n).astype(np.float32)
+        return _Rows(x, groups, click, eps, s)
 
-    def _modify(self, logits: np.ndarray, n: int, rng: np.random.Generator):
-        """Hook: adjust log-pValues in place and return the eligibility mask (or None)."""
-        return None
+    def _extra_rows(self, x: np.ndarray, col: int, n: int, rng) -> np.ndarray:
+        """Hook: fill columns ``col:`` of ``x``; return each row's eligibility group."""
+        return np.zeros(n, np.intp)
 
 
 class FeedTraffic(_LatentTraffic):
@@ -176,24 +201,25 @@ class SearchTraffic(_LatentTraffic):
         self.intent_boost = float(intent_boost)
         self.related_share = float(related_share)
 
-    def _bind(self, rng, profile=None):
-        super()._bind(rng, profile)
+    def _bind_extra(self, rng):
         cats = self.campaigns.category
         related = (np.arange(N_CATEGORIES) + rng.integers(1, N_CATEGORIES, N_CATEGORIES)
                    ) % N_CATEGORIES
         match = cats[None, :] == np.arange(N_CATEGORIES)[:, None]
         near = cats[None, :] == related[:, None]
-        self._eligible_by_intent = match | near
+        self.group_table = match | near  # (intent, advertiser)
         boost = np.where(match, self.intent_boost, np.where(near, self.related_share, 1.0))
-        self._log_boost_by_intent = np.log(boost).astype(np.float32)
+        log_boost = np.where(self.group_table, np.log(boost), _EXCLUDED)
+        self.adv = np.hstack([self.adv, log_boost.T.astype(np.float32)])
         # Queries favour categories in proportion to how many advertisers serve them.
         weight = np.bincount(cats, minlength=N_CATEGORIES) + 0.5
         self._intent_p = weight / weight.sum()
 
-    def _modify(self, logits, n, rng):
+    def _extra_rows(self, x, col, n, rng):
         intent = rng.choice(N_CATEGORIES, size=n, p=self._intent_p)
-        logits += self._log_boost_by_intent[intent]
-        return self._eligible_by_intent[intent]
+        x[:, col:] = 0.0
+        x[np.arange(n), col + intent] = 1.0
+        return intent
 
 
 class TrafficMix(TrafficSource):
@@ -240,12 +266,52 @@ class TrafficMix(TrafficSource):
 
     def sample(self, tick, rng):
         self._check_bound(tick)
-        batches = [s.sample(tick, rng) for s in self.sources]
-        return merge_batches(batches, rng)
+        if all(isinstance(s, _LatentTraffic) for s in self.sources):
+            sizes = [int(rng.poisson(s.expected_volume()[tick])) for s in self.sources]
+            rows = [s._rows(m, rng) for s, m in zip(self.sources, sizes)]
+            n = sum(sizes)
+            positions = np.split(rng.permutation(n), np.cumsum(sizes)[:-1])
+            return _assemble(rows, positions, self.sources, n, rng)
+        return merge_batches([s.sample(tick, rng) for s in self.sources], rng)
+
+
+def _assemble(rows: list[_Rows], positions: list[np.ndarray], sources, n: int,
+              rng) -> ImpressionBatch:
+    """One batch from the rows of latent sources placed at ``positions`` (one matmul)."""
+    widths = [src.adv.shape[1] for src in sources]
+    offsets = np.concatenate([[0], np.cumsum(widths)])
+    x = np.zeros((n, offsets[-1]), np.float32) if len(sources) > 1 else None
+    groups = np.empty(n, np.intp)
+    click = np.empty(n, np.float32)
+    eps = np.empty(n, np.float64)
+    sigma = np.empty(n, np.float32)
+    source = np.empty(n, np.int8)
+    group_offsets = np.concatenate([[0], np.cumsum([len(s.group_table) for s in sources])])
+    for i, (r, pos, src) in enumerate(zip(rows, positions, sources)):
+        if x is not None:
+            x[pos, offsets[i]:offsets[i + 1]] = r.x
+        groups[pos] = r.groups + group_offsets[i]
+        click[pos] = r.click
+        eps[pos] = r.eps
+        sigma[pos] = r.sigma
+        source[pos] = src.source_id
+    if x is None:  # a single source draws its rows in arrival order already
+        x = rows[0].x
+    adv = np.hstack([s.adv for s in sources]) if len(sources) > 1 else sources[0].adv
+    pvalue = x @ adv.T
+    np.exp(pvalue, out=pvalue)
+    table = np.vstack([s.group_table for s in sources])
+    profile = sources[0].profile
+    return ImpressionBatch(
+        pvalue, source, click_rate=click,
+        sigma_ratio=sigma if len(sources) > 1 else rows[0].sigma,
+        groups=groups, group_table=table, pvalue_zero_when_ineligible=True,
+        p_row_factor=eps, p_col_factor=profile.bias, value_col=profile.conversion_value,
+        slots={s.source_id: s.slots for s in sources})
 
 
 def merge_batches(batches: list[ImpressionBatch], rng: np.random.Generator) -> ImpressionBatch:
-    """Interleave batches of one tick in a random arrival order."""
+    """Interleave batches of one tick in a random arrival order (any sources)."""
     if len(batches) == 1:
         return batches[0]
     sizes = [b.n for b in batches]
@@ -255,24 +321,26 @@ def merge_batches(batches: list[ImpressionBatch], rng: np.random.Generator) -> I
     pvalue = np.empty((n, k), np.float32)
     source = np.empty(n, np.int8)
     click = np.empty(n, np.float32)
-    eps = np.empty(n, np.float64)
+    eps = np.ones(n, np.float64)
     sigma = np.empty(n, np.float32)
-    any_mask = any(b.eligible_mask is not None for b in batches)
-    eligible = np.ones((n, k), bool) if any_mask else None
+    masks = [b.eligible_mask for b in batches]
+    eligible = np.ones((n, k), bool) if any(m is not None for m in masks) else None
     slots = {}
-    for b, p in zip(batches, pos):
+    for b, p, mask in zip(batches, pos, masks):
         pvalue[p] = b.pvalue
         source[p] = b.source
         click[p] = b.click_rate
-        eps[p] = b._p_row
+        if b._p_row is not None:
+            eps[p] = b._p_row
         sigma[p] = b._sigma_ratio
-        if b.eligible_mask is not None:
-            eligible[p] = b.eligible_mask
+        if mask is not None:
+            eligible[p] = mask
         slots.update(b.slots)
     first = batches[0]
-    return ImpressionBatch(pvalue, source, click_rate=click, sigma_ratio=sigma,
-                           eligible=eligible, p_row_factor=eps, p_col_factor=first._p_col,
-                           value_col=first._value_col, slots=slots)
+    return ImpressionBatch(
+        pvalue, source, click_rate=click, sigma_ratio=sigma, eligible=eligible,
+        pvalue_zero_when_ineligible=all(b.pvalue_zero_when_ineligible for b in batches),
+        p_row_factor=eps, p_col_factor=first._p_col, value_col=first._value_col, slots=slots)
 
 
 def make_traffic(spec) -> TrafficSource:
