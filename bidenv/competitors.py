@@ -121,7 +121,7 @@ class AgentCompetitors:
         self.agent = agent
 
     def reset(self, campaigns, feature_names, rng):
-        if hasattr(self.agent, "act"):
+        if hasattr(self.agent, "act") and not isinstance(self.agent, type):
             self.agents = [copy.deepcopy(self.agent) for _ in campaigns]
         else:
             self.agents = [self.agent() for _ in campaigns]

@@ -218,17 +218,25 @@ class AutoBiddingEnv(gym.Env):
             campaign = campaign.replace(**options)
         self.agent_campaign = campaign
         competitors = draw_competitor_campaigns(rng, self.n_competitors, scale=scale)
+        # Independent random streams, so that what one part draws never shifts another: the
+        # day's traffic and the exposure/outcome draws of each opportunity are the same
+        # whatever the agent does (common random numbers across agents for one seed).
+        streams = [np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=5)]
+        self._rng_traffic, self._rng_exposure, self._rng_outcome = streams[:3]
+        self._rng_ties, rng_competitors = streams[3:]
         self.campaigns = [campaign] + competitors
         c = CampaignArrays.from_campaigns(self.campaigns)
         self.c = c
         k = len(c)
         self.k = k
         self.traffic = self.traffic_source.bind(
-            c, n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day, rng=rng)
+            c, n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
+            rng=self._rng_traffic)
         expected = self.traffic.expected_volume()
         self._elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / max(expected.sum(), 1e-12)
         self._per_tick = max(expected.sum() / self.n_ticks, 1e-12)
-        self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names, rng)
+        self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names,
+                                     rng_competitors)
         self._min_price = max(self.reserve_price, 1e-9)
         # Bid scale per advertiser (money per predicted conversion at alpha = 1).
         self._scale = np.where(c.is_roi, 1.0 / np.where(c.is_roi, c.target_roi, 1.0),
@@ -244,7 +252,7 @@ class AutoBiddingEnv(gym.Env):
         self.score = 0.0
         self._last_info = None
         self.recording = [] if self.record else None
-        self.batch = self.traffic.sample(0, rng)
+        self.batch = self.traffic.sample(0, self._rng_traffic)
         self.obs_all = self._observe()
         info = self._info(np.zeros((8, k)), 1.0)
         return self.obs_all[0].copy(), info
@@ -257,7 +265,6 @@ class AutoBiddingEnv(gym.Env):
             raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
         if self._done:
             raise RuntimeError("the episode has ended; call reset()")
-        rng = self.np_random
         actions = np.empty(self.k)
         actions[0] = np.clip(a[0], -1.0, 1.0)
         if self.k > 1:
@@ -266,7 +273,7 @@ class AutoBiddingEnv(gym.Env):
                 raise ValueError("competitor policy must return one finite action per competitor")
             actions[1:] = np.clip(comp, -1.0, 1.0)
         alpha = np.exp(actions * self._log_max)
-        tick_stats = self._simulate_tick(self.batch, alpha, rng)
+        tick_stats = self._simulate_tick(self.batch, alpha)
         prev_score = self.score
         self.tick += 1
         self.score = self._agent_score(self.conv[0], self.value[0], self.spent[0])
@@ -277,7 +284,7 @@ class AutoBiddingEnv(gym.Env):
         terminated = bool(self.tick >= self.n_ticks or self.exhausted[0]
                           or self.c.budget[0] - self.spent[0] < self._min_price)
         if not terminated:
-            self.batch = self.traffic.sample(self.tick, rng)
+            self.batch = self.traffic.sample(self.tick, self._rng_traffic)
         else:
             self.batch = None
         self.obs_all = self._observe()
@@ -307,7 +314,7 @@ class AutoBiddingEnv(gym.Env):
         K = int(n_slots.max()) if batch.n else 1
         return n_slots, np.ascontiguousarray(exposure[:, :K]), K
 
-    def _simulate_tick(self, batch, alpha, rng):
+    def _simulate_tick(self, batch, alpha):
         """Run one tick's auctions; returns per-advertiser stats (8, k)."""
         k, n = self.k, batch.n
         budget_left = self.c.budget - self.spent
@@ -328,10 +335,10 @@ class AutoBiddingEnv(gym.Env):
         eligible = None if batch.pvalue_zero_when_ineligible else batch.eligible_mask
         # Cascade: one uniform per opportunity decides how deep down the page ads are shown
         # (slot j is shown iff u < marginal exposure of j, so a lower slot never shows alone).
-        depth_u = rng.random(n)
+        depth_u = self._rng_exposure.random(n)
         marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
         shown = depth_u[:, None] < marginal
-        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=rng,
+        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=self._rng_ties,
                                  reserve=self.reserve_price, mechanism=self.mechanism,
                                  exposure=exposure, eligible=eligible, dropped=self.exhausted)
         # Flat indices of the slots won (row-major, so arrival order is kept).
@@ -346,7 +353,7 @@ class AutoBiddingEnv(gym.Env):
         p_conv = batch.p_conversion_at(rows, adv)
         cv = batch.conversion_value_at(rows, adv)
         # One uniform per exposure: a conversion implies a click (p_conv <= click rate).
-        u = rng.random(len(rows))
+        u = self._rng_outcome.random(shown.shape).ravel()[flat]  # one per (opportunity, slot)
         click_p = np.maximum(batch.click_rate[rows], p_conv)
         clicked = is_shown & (u < click_p)
         converted = is_shown & (u < p_conv)
@@ -385,14 +392,15 @@ class AutoBiddingEnv(gym.Env):
         self.hist[5, t] = stats[7]
         self._tick_lwc = float(res.least_winning_cost.mean()) if n else 0.0
         if self.recording is not None:
-            self._record(batch, bids, res, n_slots, exposure, eligible, rng, alpha)
+            self._record(batch, bids, res, n_slots, exposure, eligible, alpha)
         return stats
 
-    def _record(self, batch, bids, res, n_slots, exposure, eligible, rng, alpha):
+    def _record(self, batch, bids, res, n_slots, exposure, eligible, alpha):
         """Keep what the hindsight oracle needs: the agent's values and rivals' top bids."""
         rival = bids.copy()
         rival[:, 0] = 0.0
-        others = run_auction(rival, n_slots=n_slots, rng=rng, reserve=self.reserve_price,
+        others = run_auction(rival, n_slots=n_slots, rng=np.random.default_rng(self.tick),
+                             reserve=self.reserve_price,
                              mechanism=self.mechanism, exposure=exposure, eligible=eligible)
         n = batch.n
         rows = np.arange(n)

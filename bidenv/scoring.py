@@ -101,7 +101,9 @@ def constraint_ratio(constraint: str, conversions, value, cost, *, target_cpa=No
     if constraint == "budget":
         out = np.zeros(np.broadcast(conversions, cost).shape)
     else:
-        earned = conversions * target_cpa if constraint == "cpa" else value * target_roi
+        # Money the outcome is worth at the target: conversions x CPA target, or value / ROI
+        # target; the ratio cost / earned is CPA / target or target / ROI.
+        earned = conversions * target_cpa if constraint == "cpa" else value / target_roi
         earned = np.asarray(earned, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             out = np.where(earned > 0, cost / np.where(earned > 0, earned, 1.0), cap)

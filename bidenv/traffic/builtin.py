@@ -94,7 +94,7 @@ class _Rows:
 class _LatentTraffic(TrafficSource):
     """Shared machinery of the built-in sources (see module docstring)."""
 
-    quality_sigma = 0.7
+    quality_sigma = 0.5
     click_rate_range = (0.018, 0.047)
 
     def __init__(self, daily_volume=None, slots: SlotSettings | None = None, *,
