@@ -391,7 +391,7 @@ def test_rewards_sum_to_final_score(campaign):
 
 def test_reward_mode_conversions():
     _, _, steps = run_day(lite_env(reward_mode="conversions",
-                                   campaign=dict(budget=300.0, target_cpa=60.0)),
+                                   campaign=dict(budget=1500.0, target_cpa=60.0)),
                           0, np.full(48, 0.4))
     assert sum(s[1] for s in steps) > 0
     for _, r, _, _, info in steps:
