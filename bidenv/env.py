@@ -85,6 +85,15 @@ class AutoBiddingEnv(gym.Env):
 
     {features}
 
+    ## Info
+    Every step: ``tick, cost, conversions, value, opportunities, wins, exposures, clicks,
+    total_cost, total_conversions, total_value, budget, budget_left, cpa, roi, score, alpha``,
+    the noise-free ``expected_conversions, expected_value, expected_cost, expected_score``,
+    ``constraint`` and ``target``, and for the tick just played the agent's own view of each
+    opportunity it could enter: ``opportunity_pvalue`` and ``opportunity_lwc`` (the least
+    cost of winning a slot: the clearing price of the last slot where it won one, else the
+    bid it needed), float32 arrays in arrival order.
+
     ## Rewards
     ``reward_mode="score"`` (default): the increment of the penalised score, so the return of
     a day is its final score. ``reward_mode="conversions"``: the tick's conversions (sales
@@ -252,6 +261,7 @@ class AutoBiddingEnv(gym.Env):
         self.score = 0.0
         self._last_info = None
         self.recording = [] if self.record else None
+        self._tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
         self.batch = self.traffic.sample(0, self._rng_traffic)
         self.obs_all = self._observe()
         info = self._info(np.zeros((8, k)), 1.0)
@@ -390,7 +400,14 @@ class AutoBiddingEnv(gym.Env):
         self.hist[3, t] = stats[3]
         self.hist[4, t] = stats[0] / opp
         self.hist[5, t] = stats[7]
-        self._tick_lwc = float(res.least_winning_cost.mean()) if n else 0.0
+        # The agent's own view of each opportunity it could enter: predicted value and the
+        # least cost of winning a slot (exposed in info for bidders that learn from them).
+        agent_rows = rows[adv == 0]
+        lwc_agent = lwc_lose.copy()
+        lwc_agent[agent_rows] = res.least_winning_cost[agent_rows]
+        mine = (np.ones(n, bool) if batch.eligible_mask is None else batch.eligible_mask[:, 0])
+        self._tick_opportunities = (batch.pvalue[mine, 0].astype(np.float32),
+                                    lwc_agent[mine].astype(np.float32))
         if self.recording is not None:
             self._record(batch, bids, res, n_slots, exposure, eligible, alpha)
         return stats
@@ -495,6 +512,8 @@ class AutoBiddingEnv(gym.Env):
             "expected_cost": float(self.exp_cost[0]),
             "expected_score": self._agent_score(self.exp_conv[0], self.exp_value[0],
                                                 self.exp_cost[0]),
+            "opportunity_pvalue": self._tick_opportunities[0],
+            "opportunity_lwc": self._tick_opportunities[1],
             "constraint": camp.constraint,
             "target": camp.target,
         }
