@@ -89,10 +89,9 @@ class AutoBiddingEnv(gym.Env):
     Every step: ``tick, cost, conversions, value, opportunities, wins, exposures, clicks,
     total_cost, total_conversions, total_value, budget, budget_left, cpa, roi, score, alpha``,
     the noise-free ``expected_conversions, expected_value, expected_cost, expected_score``,
-    ``constraint`` and ``target``, and for the tick just played the agent's own view of each
-    opportunity it could enter: ``opportunity_pvalue`` and ``opportunity_lwc`` (the least
-    cost of winning a slot: the clearing price of the last slot where it won one, else the
-    bid it needed), float32 arrays in arrival order.
+    ``constraint`` and ``target`` (all scalars, so infos compare with ``==``). The agent's own
+    view of each opportunity of the tick just played is available from
+    :meth:`last_tick_opportunities` (for bidders that learn from single opportunities).
 
     ## Rewards
     ``reward_mode="score"`` (default): the increment of the penalised score, so the return of
@@ -211,6 +210,18 @@ class AutoBiddingEnv(gym.Env):
         if np.any(~(alpha > 0)):
             raise ValueError(f"alpha must be > 0, got {alpha}")
         return np.clip(np.log(alpha) / self._log_max, -1.0, 1.0).astype(np.float32)
+
+    def last_tick_opportunities(self) -> dict:
+        """The agent's view of each opportunity of the tick just played that it could enter.
+
+        Returns:
+            ``{"pvalue": ..., "least_winning_cost": ...}``, float32 arrays in arrival order:
+            the predicted conversions and the least cost of winning a slot (the clearing price
+            of the last slot where the agent won one, else the bid it needed). Empty after
+            ``reset``.
+        """
+        pvalue, lwc = self._tick_opportunities
+        return {"pvalue": pvalue, "least_winning_cost": lwc}
 
     # -- episode ------------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -512,8 +523,6 @@ class AutoBiddingEnv(gym.Env):
             "expected_cost": float(self.exp_cost[0]),
             "expected_score": self._agent_score(self.exp_conv[0], self.exp_value[0],
                                                 self.exp_cost[0]),
-            "opportunity_pvalue": self._tick_opportunities[0],
-            "opportunity_lwc": self._tick_opportunities[1],
             "constraint": camp.constraint,
             "target": camp.target,
         }

@@ -866,3 +866,22 @@ def test_realised_outcomes_agree_with_expectations():
     assert exp_conv > 50
     assert abs(conv - exp_conv) < 4 * math.sqrt(exp_conv)
     assert cost == pytest.approx(exp_cost, rel=0.05)
+
+
+def test_last_tick_opportunities_is_the_agents_view():
+    env = lite_env(campaign=dict(budget=1e6, target_cpa=60.0))
+    env.reset(seed=4)
+    assert env.unwrapped.last_tick_opportunities()["pvalue"].size == 0
+    batch = env.unwrapped.batch
+    _, _, _, _, info = env.step(np.array([0.2], np.float32))
+    view = env.unwrapped.last_tick_opportunities()
+    mine = batch.eligible[:, 0]
+    np.testing.assert_array_equal(view["pvalue"], batch.pvalue[mine, 0])
+    assert len(view["least_winning_cost"]) == info["opportunities"] == mine.sum()
+    # Where the agent's bid beat the least winning cost it won a slot, and not elsewhere.
+    bid = env.unwrapped.action_to_alpha(0.2) * 60.0 * view["pvalue"].astype(np.float64)
+    lwc = view["least_winning_cost"].astype(np.float64)
+    sure = bid > lwc * (1 + 1e-6)
+    unsure = np.abs(bid - lwc) <= 1e-6 * lwc
+    assert sure.sum() > 0
+    assert sure.sum() <= info["wins"] <= sure.sum() + unsure.sum()
