@@ -18,11 +18,22 @@ sums over eligible opportunities cost O(n) instead of O(n k) (:meth:`eligible_co
 :meth:`eligible_sum`). A source that guarantees ``pvalue == 0`` wherever an advertiser is
 not eligible says so with ``pvalue_zero_when_ineligible=True``; the simulator then needs no
 mask in the auction (a zero bid never enters).
+
+The prediction error may also be given in factored form: a standard normal draw per
+opportunity (``p_row_noise``) scaled per advertiser (``sigma_col``), so that the true rate is
+``pvalue * bias[a] * exp(s * noise[o] - s**2 / 2)`` with ``s = sigma_ratio[o] * sigma_col[a]``
+(mean-one lognormal: unbiased where ``bias == 1``). Advertisers whose predictions are less
+certain (cold-start ads) get a larger ``sigma_col`` and so both a wider ``pvalue_sigma`` and a
+wider spread of the true rate around the prediction, still at no per-cell cost.
+
+Batches built with ``validate=True`` (or when the environment variable ``BIDENV_DEBUG=1`` is
+set) are checked on construction (:meth:`ImpressionBatch.validate`).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +43,8 @@ from bidenv.campaign import CampaignArrays
 SOURCE_FEED = 0
 SOURCE_SEARCH = 1
 SOURCE_NAMES = {SOURCE_FEED: "feed", SOURCE_SEARCH: "search"}
+#: Validate every batch on construction (set ``BIDENV_DEBUG=1``; slow, for debugging).
+DEBUG = os.environ.get("BIDENV_DEBUG", "") not in ("", "0")
 
 # Fourier coefficients (cos, sin for harmonics 1-3 of the day) of log-volume per half hour,
 # fitted to the public reference: peak/trough 12.6x, trough 03:30, peak 09:00, and shares
@@ -107,19 +120,28 @@ class ImpressionBatch:
         source: (n,) int8, 0 feed, 1 search.
         click_rate: (n,) float32, probability that an exposed ad is clicked.
         slots: dict source id -> :class:`SlotSettings` (None entries: the env's defaults).
+        groups: (n,) int eligibility group of each opportunity, or None.
+        group_table: (G, k) bool, who may enter an opportunity of each group, or None.
+        row_info: dict of extra per-opportunity (n,) arrays a source may attach, e.g.
+            ``user``, ``session_position``, ``query`` (-1 where a row has no
+            such quantity, e.g. a search row's session position).
+        column_info: dict of extra per-advertiser (k,) arrays, e.g. ``cold_start`` and
+            ``marketing`` flags.
 
     Properties ``pvalue_sigma``, ``p_conversion``, ``eligible`` and ``conversion_value`` are
     (n, k) arrays (possibly read-only broadcast views) computed on demand from factors.
     """
 
     __slots__ = ("pvalue", "source", "click_rate", "slots", "groups", "group_table",
-                 "pvalue_zero_when_ineligible", "_mask", "_sigma_ratio", "_p_true", "_p_row",
-                 "_p_col", "_value_col", "_value", "_p_cache")
+                 "pvalue_zero_when_ineligible", "row_info", "column_info", "_mask",
+                 "_sigma_ratio", "_p_true", "_p_row", "_p_col", "_p_noise", "_sigma_col",
+                 "_value_col", "_value", "_p_cache", "_group_table_f")
 
     def __init__(self, pvalue, source, *, click_rate, sigma_ratio, eligible=None, groups=None,
                  group_table=None, pvalue_zero_when_ineligible=False, p_true=None,
-                 p_row_factor=None, p_col_factor=None, value_col=None, value=None, slots=None,
-                 validate: bool = False):
+                 p_row_factor=None, p_col_factor=None, p_row_noise=None, sigma_col=None,
+                 value_col=None, value=None, slots=None, row_info=None, column_info=None,
+                 group_table_float=None, validate: bool | None = None):
         if eligible is not None and groups is not None:
             raise ValueError("give eligibility as a dense mask or as groups, not both")
         if (groups is None) != (group_table is None):
@@ -132,14 +154,19 @@ class ImpressionBatch:
         self.groups = groups
         self.group_table = group_table
         self.pvalue_zero_when_ineligible = bool(pvalue_zero_when_ineligible)
+        self.row_info = dict(row_info or {})
+        self.column_info = dict(column_info or {})
         self._sigma_ratio = sigma_ratio
         self._p_true = p_true
         self._p_row = p_row_factor
         self._p_col = p_col_factor
+        self._p_noise = p_row_noise
+        self._sigma_col = sigma_col
         self._value_col = value_col
         self._value = value
         self._p_cache = None
-        if validate:
+        self._group_table_f = group_table_float
+        if validate or (validate is None and DEBUG):
             self.validate()
 
     # -- shape ------------------------------------------------------------------------------
@@ -157,11 +184,23 @@ class ImpressionBatch:
         return self.n
 
     # -- contract fields ----------------------------------------------------------------------
+    def _sigma_rows(self) -> np.ndarray:
+        """(n, 1) or scalar-like per-opportunity sigma ratio."""
+        ratio = np.asarray(self._sigma_ratio, dtype=np.float32)
+        return ratio[:, None] if ratio.ndim == 1 else ratio
+
     @property
     def pvalue_sigma(self) -> np.ndarray:
         """(n, k) standard deviation of the prediction ``pvalue``."""
-        ratio = np.asarray(self._sigma_ratio, dtype=np.float32)
-        return self.pvalue * (ratio[:, None] if ratio.ndim == 1 else ratio)
+        sigma = self.pvalue * self._sigma_rows()
+        if self._sigma_col is not None:
+            sigma = sigma * np.asarray(self._sigma_col, dtype=np.float32)[None, :]
+        return sigma
+
+    @property
+    def sigma_col(self) -> np.ndarray | None:
+        """(k,) per-advertiser multiplier of the sigma ratio (None: 1 for all)."""
+        return self._sigma_col
 
     @property
     def eligible_mask(self) -> np.ndarray | None:
@@ -184,13 +223,24 @@ class ImpressionBatch:
         """(k,) number of opportunities each advertiser may enter."""
         return self.eligible_sum(None)
 
+    def eligible_per_opportunity(self) -> np.ndarray:
+        """(n,) number of advertisers that may enter each opportunity."""
+        if self.groups is not None:
+            return np.count_nonzero(self.group_table, axis=1)[self.groups]
+        if self._mask is None:
+            return np.full(self.n, self.k)
+        return np.count_nonzero(self._mask, axis=1)
+
     def eligible_sum(self, weights: np.ndarray | None) -> np.ndarray:
         """(k,) sum of per-opportunity ``weights`` over the opportunities each may enter."""
         n, k = self.pvalue.shape
         if self.groups is not None:
             per_group = np.bincount(self.groups, weights=weights,
                                     minlength=len(self.group_table))
-            return per_group.astype(np.float64) @ self.group_table
+            table = self._group_table_f
+            if table is None:
+                table = self.group_table
+            return per_group.astype(np.float64) @ table
         if self._mask is None:
             total = float(n) if weights is None else float(np.sum(weights))
             return np.full(k, total)
@@ -205,18 +255,37 @@ class ImpressionBatch:
             return self.pvalue.sum(axis=0, dtype=np.float64)
         return np.where(mask, self.pvalue, np.float32(0)).sum(axis=0, dtype=np.float64)
 
+    def _true_factor(self, rows=None, cols=None) -> np.ndarray | float:
+        """True / predicted rate at (rows, cols), or the (n, k) matrix when both are None."""
+        point = rows is not None
+        f = 1.0
+        if self._p_row is not None:
+            f = f * (self._p_row[rows] if point else self._p_row[:, None])
+        if self._p_col is not None:
+            f = f * (self._p_col[cols] if point else self._p_col[None, :])
+        if self._p_noise is not None:
+            ratio = np.asarray(self._sigma_ratio, dtype=np.float64)
+            if point:
+                s = ratio[rows] if ratio.ndim == 1 else ratio
+                noise = self._p_noise[rows].astype(np.float64)
+                if self._sigma_col is not None:
+                    s = s * self._sigma_col[cols]
+            else:
+                s = ratio[:, None] if ratio.ndim == 1 else ratio
+                noise = self._p_noise.astype(np.float64)[:, None]
+                if self._sigma_col is not None:
+                    s = s * self._sigma_col[None, :]
+            f = f * np.exp(s * noise - 0.5 * s * s)
+        return f
+
     @property
     def p_conversion(self) -> np.ndarray:
         """(n, k) true conversion probability per exposure (materialised on first use)."""
         if self._p_true is not None:
             return self._p_true
         if self._p_cache is None:
-            p = self.pvalue.astype(np.float64)
-            if self._p_row is not None:
-                p *= self._p_row[:, None]
-            if self._p_col is not None:
-                p *= self._p_col[None, :]
-            self._p_cache = np.minimum(p, 1.0)
+            p = self.pvalue.astype(np.float64) * self._true_factor()
+            self._p_cache = np.minimum(np.broadcast_to(p, self.pvalue.shape), 1.0)
         return self._p_cache
 
     @property
@@ -231,16 +300,33 @@ class ImpressionBatch:
         """(k,) conversion value when it does not vary by opportunity, else None."""
         return None if self._value is not None else self._value_col
 
+    # -- optional per-opportunity / per-advertiser information ------------------------------
+    @property
+    def user(self) -> np.ndarray | None:
+        """(n,) user id of each opportunity (-1 where none), if the source provides it."""
+        return self.row_info.get("user")
+
+    @property
+    def session_position(self) -> np.ndarray | None:
+        """(n,) ads the user has already seen in the session (-1 where not a feed row)."""
+        return self.row_info.get("session_position")
+
+    @property
+    def query(self) -> np.ndarray | None:
+        """(n,) query id of each opportunity (-1 where not a search row)."""
+        return self.row_info.get("query")
+
+    @property
+    def cold_start(self) -> np.ndarray | None:
+        """(k,) bool, advertisers whose ads are new (wider, biased predictions)."""
+        return self.column_info.get("cold_start")
+
     # -- cheap point look-ups used by the simulator ------------------------------------------
     def p_conversion_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """True conversion probability at (rows, cols) without materialising the matrix."""
         if self._p_true is not None:
             return np.asarray(self._p_true[rows, cols], dtype=np.float64)
-        p = self.pvalue[rows, cols].astype(np.float64)
-        if self._p_row is not None:
-            p *= self._p_row[rows]
-        if self._p_col is not None:
-            p *= self._p_col[cols]
+        p = self.pvalue[rows, cols].astype(np.float64) * self._true_factor(rows, cols)
         return np.minimum(p, 1.0)
 
     def conversion_value_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -265,6 +351,19 @@ class ImpressionBatch:
                 raise ValueError("groups must index rows of group_table")
         if self.eligible_mask is not None:
             checks["eligible"] = (self.eligible_mask, (n, k))
+        if np.ndim(self._sigma_ratio) == 1:
+            checks["sigma_ratio"] = (self._sigma_ratio, (n,))
+        for name, arr in (("p_row_factor", self._p_row), ("p_row_noise", self._p_noise)):
+            if arr is not None:
+                checks[name] = (arr, (n,))
+        for name, arr in (("p_col_factor", self._p_col), ("sigma_col", self._sigma_col),
+                          ("value_col", self._value_col)):
+            if arr is not None:
+                checks[name] = (arr, (k,))
+        for name, arr in self.row_info.items():
+            checks[f"row_info[{name!r}]"] = (arr, (n,))
+        for name, arr in self.column_info.items():
+            checks[f"column_info[{name!r}]"] = (arr, (k,))
         for name, (arr, shape) in checks.items():
             if np.shape(arr) != shape:
                 raise ValueError(f"{name} must have shape {shape}, got {np.shape(arr)}")
@@ -272,6 +371,9 @@ class ImpressionBatch:
             raise ValueError("eligible must be a bool array")
         if np.any((self.click_rate < 0) | (self.click_rate > 1)):
             raise ValueError("click_rate must lie in [0, 1]")
+        if np.any(np.asarray(self._sigma_ratio) < 0) or (
+                self._sigma_col is not None and np.any(self._sigma_col < 0)):
+            raise ValueError("sigma_ratio and sigma_col must be >= 0")
         if self.pvalue_zero_when_ineligible and np.any(self.pvalue[~self.eligible] != 0):
             raise ValueError("pvalue must be 0 where not eligible (pvalue_zero_when_ineligible)")
         p = self.p_conversion
@@ -289,9 +391,13 @@ class ImpressionBatch:
                          else self._sigma_ratio),
             eligible=None if self.groups is not None else pick(self._mask),
             groups=pick(self.groups), group_table=self.group_table,
+            group_table_float=self._group_table_f,
             pvalue_zero_when_ineligible=self.pvalue_zero_when_ineligible,
             p_true=pick(self._p_true), p_row_factor=pick(self._p_row), p_col_factor=self._p_col,
-            value_col=self._value_col, value=pick(self._value), slots=self.slots)
+            p_row_noise=pick(self._p_noise), sigma_col=self._sigma_col,
+            value_col=self._value_col, value=pick(self._value), slots=self.slots,
+            row_info={name: arr[rows] for name, arr in self.row_info.items()},
+            column_info=self.column_info, validate=False)
 
 
 class TrafficSource:
@@ -299,15 +405,29 @@ class TrafficSource:
 
     Subclasses implement :meth:`_bind` (draw the episode's per-advertiser state) and
     :meth:`sample`. ``daily_volume`` is the expected number of opportunities per day; ``None``
-    means "the environment's ``opportunities_per_day``".
+    means "the environment's ``opportunities_per_day``". ``slots`` is the source's
+    :class:`SlotSettings`; ``None`` means "the environment's ``n_slots``/``slot_exposure``"
+    and ``"native"`` the source's own :attr:`native_slots`.
     """
 
     source_id: int = SOURCE_FEED
     name: str = "traffic"
+    #: Slot layout typical of this kind of placement (used with ``slots="native"``).
+    native_slots: SlotSettings | None = None
 
-    def __init__(self, daily_volume: float | None = None, slots: SlotSettings | None = None):
-        if daily_volume is not None and not (np.isfinite(daily_volume) and daily_volume > 0):
+    def __init__(self, daily_volume: float | None = None,
+                 slots: SlotSettings | str | None = None):
+        if daily_volume is not None and not (
+                isinstance(daily_volume, (int, float, np.number)) and np.isfinite(daily_volume)
+                and daily_volume > 0):
             raise ValueError(f"daily_volume must be a number > 0, got {daily_volume!r}")
+        if isinstance(slots, str):
+            if slots != "native" or self.native_slots is None:
+                raise ValueError(f"slots must be a SlotSettings, None (the env's) or 'native' "
+                                 f"(for a source with native_slots), got {slots!r}")
+            slots = self.native_slots
+        if slots is not None and not isinstance(slots, SlotSettings):
+            raise ValueError(f"slots must be a SlotSettings, None or 'native', got {slots!r}")
         self.daily_volume = daily_volume
         self.slots = slots
         self.bound = False
