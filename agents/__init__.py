@@ -1,0 +1,76 @@
+"""Bidding agents behind one small protocol, built by name.
+
+>>> import agents
+>>> {"truthful", "pid_budget", "pid_cpa", "online_lp"} <= set(agents.available())
+True
+>>> agent = agents.make("pid_cpa")
+>>> agent.reset({"budget": 400.0, "constraint": "cpa", "target_cpa": 60.0})
+
+On the command line an agent is ``name`` (see :func:`available`) or ``name:path`` for a trained
+checkpoint (:func:`from_spec`). Importing this package imports numpy and bidenv only: agents
+built on torch live in their own modules (``agents.sb3``, ...) and are registered lazily, by
+``"module:attr"`` references resolved on first use.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+from agents.base import (
+    Agent,
+    AgentSpec,
+    BaseAgent,
+    BidScale,
+    available,
+    describe,
+    from_spec,
+    make,
+    register,
+    run_episode,
+)
+from agents.heuristics import (
+    FixedAlphaAgent,
+    OnlineLpAgent,
+    PidBudgetAgent,
+    PidCpaAgent,
+    RandomAgent,
+    TruthfulAgent,
+    solve_allocation_lp,
+)
+
+__all__ = [
+    "Agent", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent", "OnlineLpAgent",
+    "PidBudgetAgent", "PidCpaAgent", "RandomAgent", "TruthfulAgent", "available", "describe",
+    "from_spec", "make", "register", "run_episode", "solve_allocation_lp",
+]
+
+for _cls, _doc in [
+    (TruthfulAgent, "alpha = 1: bid the predicted value at the target"),
+    (FixedAlphaAgent, "a constant multiplier (alpha=...)"),
+    (RandomAgent, "uniform random actions, reproducible per seed (seed=...)"),
+    (PidBudgetAgent, "PI pacing of spend along the day's expected traffic curve"),
+    (PidCpaAgent, "PI control of the smoothed CPA/ROI toward the target, capped by pacing"),
+    (OnlineLpAgent, "re-solves the rest of the day as an LP over today's opportunities"),
+]:
+    register(_cls.name, _cls, description=_doc)
+
+
+# Lazy hook for agents whose modules import heavy dependencies (torch): name -> (factory,
+# loader, description), each a callable or a "module:attr" reference that is imported only
+# when the agent is built, so ``available()`` lists them without importing torch. The SB3
+# policies exist only as checkpoints (``bidenv train``), hence no factory.
+def _load_sb3(algo: str, path, **kwargs):
+    from agents.sb3 import make_loader
+
+    return make_loader(algo)(path, **kwargs)
+
+
+_LAZY_AGENTS = {
+    algo: (None, partial(_load_sb3, algo),
+           f"stable-baselines3 {algo.upper()} policy ({algo}:RUN_DIR or {algo}:RUN_DIR/model.zip)")
+    for algo in ("ppo", "sac", "td3")
+}
+for _name, (_factory, _loader, _doc) in _LAZY_AGENTS.items():
+    register(_name, _factory, loader=_loader, description=_doc)
+
+del _cls, _doc, _name, _factory, _loader

@@ -1,0 +1,347 @@
+"""The agent protocol, the registry of agents by name, and the episode loop.
+
+An *agent* bids for one advertiser for one day (see ``DESIGN.md``, "Agents contract")::
+
+    agent.reset(campaign)          # campaign: dict with budget, constraint, target_cpa, ...
+    action = agent.act(obs)        # (1,) float32 in [-1, 1]; alpha = max_alpha ** action
+    agent.update(info, opportunities)   # optional: after every env step (the harness calls it)
+
+``update`` receives the step's ``info`` and ``env.unwrapped.last_tick_opportunities()`` (the
+agent's predicted value and least winning cost of every opportunity of the tick just played).
+Agents must also work when it is never called (e.g. inside
+:class:`bidenv.competitors.AgentCompetitors`), if only with a cruder policy.
+
+Agents are built by name through a registry (:func:`make`, :func:`from_spec`), so that the
+command line can say ``pid_cpa`` or ``ppo:runs/ppo/model.zip``. Factories and loaders may be
+given as ``"module:attr"`` strings, imported on first use: modules that need torch are never
+imported just to list or build the heuristics.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from bidenv.campaign import Campaign
+from bidenv.env import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
+
+#: The environment's default action scale: ``alpha = MAX_ALPHA ** action``.
+MAX_ALPHA = 10.0
+#: Index of each observation feature (see :data:`bidenv.env.FEATURE_NAMES`).
+FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+#: Sales value of one conversion assumed for ROI campaigns until the bid scale is observed
+#: (the median conversion value of bidenv's built-in traffic).
+PRIOR_CONVERSION_VALUE = 100.0
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """What the environment's users (the evaluation harness, the CLI) need from an agent.
+
+    Attributes:
+        name: Display name (the registry name for registered agents).
+
+    Trainable agents add ``fit(...)``, ``save(path)`` and ``classmethod load(path)``; agents
+    that learn within the day add ``update(info: dict, opportunities: dict | None)``.
+    """
+
+    name: str
+
+    def reset(self, campaign: dict) -> None:
+        """Start a new day for ``campaign`` (keys ``budget``, ``constraint``, ``target_cpa``,
+        ``target_roi``, ``category``)."""
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """The action for this tick: shape (1,), float32, in [-1, 1]."""
+
+
+# --------------------------------------------------------------------------------------------
+# Shared machinery of the heuristics
+# --------------------------------------------------------------------------------------------
+def normalise_campaign(campaign: dict | Campaign | None) -> dict:
+    """A complete, validated campaign dict (missing optional keys get the campaign defaults).
+
+    ``None`` (campaign unknown) is read as a budget-only campaign of budget 1: agents that only
+    use the observation's shares still work.
+    """
+    if campaign is None:
+        return Campaign(budget=1.0, constraint="budget").to_dict()
+    if isinstance(campaign, Campaign):
+        return campaign.to_dict()
+    if not isinstance(campaign, dict):
+        raise ValueError(f"campaign must be a dict (or Campaign), got {type(campaign).__name__}")
+    return Campaign.coerce({k: v for k, v in campaign.items() if v is not None}).to_dict()
+
+
+def alpha_to_action(alpha: float, max_alpha: float = MAX_ALPHA) -> np.ndarray:
+    """The action ``a`` with ``max_alpha ** a == alpha`` (clipped to [-1, 1]), shape (1,)."""
+    a = math.log(alpha) / math.log(max_alpha) if alpha > 0 else -1.0
+    return np.array([min(1.0, max(-1.0, a))], dtype=np.float32)
+
+
+def action_to_alpha(action, max_alpha: float = MAX_ALPHA) -> float:
+    """The bid multiplier of an action (the environment's bijection)."""
+    a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
+    return float(max_alpha ** a)
+
+
+class BaseAgent:
+    """Common state of the heuristics: the campaign, the tick counter, the action mapping.
+
+    Subclasses implement :meth:`_alpha` (the bid multiplier for an observation); :meth:`act`
+    counts ticks (``self.tick`` is the number of ticks already played today), keeps the
+    campaign's bid scale up to date (``self.bid_scale``, a :class:`BidScale`), clips the
+    multiplier to ``[1/max_alpha, max_alpha]`` and maps it to an action.
+
+    Args:
+        max_alpha: The environment's action scale (``alpha = max_alpha ** action``).
+    """
+
+    name = "base"
+
+    def __init__(self, *, max_alpha: float = MAX_ALPHA):
+        if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha)
+                and max_alpha > 1):
+            raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
+        self.max_alpha = float(max_alpha)
+        self.log_max = math.log(self.max_alpha)
+        self.reset(None)
+
+    def reset(self, campaign: dict | None = None) -> None:
+        """Start a day for ``campaign`` (``None``: unknown, treated as budget-only)."""
+        self.campaign = normalise_campaign(campaign)
+        self.constraint = self.campaign["constraint"]
+        self.budget = float(self.campaign["budget"])
+        self.tick = 0
+        self.last_alpha = 1.0
+        self.bid_scale = BidScale(self.campaign)
+
+    def act(self, obs) -> np.ndarray:
+        """The action for this tick's observation: shape (1,), float32, in [-1, 1]."""
+        obs = np.asarray(obs, dtype=np.float64).reshape(-1)
+        if obs.shape != (len(FEATURE_NAMES),):
+            raise ValueError(f"obs must have {len(FEATURE_NAMES)} features "
+                             f"({', '.join(FEATURE_NAMES[:3])}, ...), got shape {obs.shape}")
+        self.bid_scale.observe(obs)
+        alpha = float(np.clip(self._alpha(obs), 1.0 / self.max_alpha, self.max_alpha))
+        self.bid_scale.played(alpha)
+        self.last_alpha = alpha
+        self.tick += 1
+        return alpha_to_action(alpha, self.max_alpha)
+
+    def _alpha(self, obs: np.ndarray) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def feature(obs: np.ndarray, name: str) -> float:
+    """One named observation feature as a float."""
+    return float(obs[FEATURE_INDEX[name]])
+
+
+class BidScale:
+    """The campaign's bid scale ``s``: money bid per predicted conversion at ``alpha = 1``.
+
+    The environment bids ``alpha x s x pvalue``; ``s`` is also the money one conversion is
+    worth at the target, so "CPA at target" reads ``cost <= s x conversions`` for every kind:
+
+    * CPA campaign: ``s = target_cpa``; budget-only: ``s = target_cpa`` (the bid scale);
+    * ROI campaign: ``s = conversion value / target_roi``. The conversion value is not in the
+      campaign, so ``s`` is read from the observation: ``hist_bid_mean`` is the mean own bid
+      over past ticks, i.e. ``s x mean_t(alpha_t x pvalue_t)``, and the agent knows its own
+      ``alpha_t`` and each tick's ``cur_pvalue_mean``. Before the first tick it assumes
+      :data:`PRIOR_CONVERSION_VALUE`. (With a conversion value that varies by opportunity this
+      is its pValue-weighted mean.)
+
+    Call :meth:`observe` with every observation before acting and :meth:`played` after.
+    """
+
+    def __init__(self, campaign: dict):
+        self.is_roi = campaign["constraint"] == "roi"
+        if self.is_roi:
+            self.value = PRIOR_CONVERSION_VALUE / float(campaign["target_roi"])
+        else:
+            self.value = float(campaign["target_cpa"])
+        self._weighted_pvalue = 0.0  # sum over past ticks of alpha_t x mean pValue_t
+        self._ticks = 0
+        self._pvalue_now = 0.0
+
+    def observe(self, obs: np.ndarray) -> float:
+        """Update the estimate from an observation; returns it."""
+        self._pvalue_now = feature(obs, "cur_pvalue_mean") * PVALUE_UNIT
+        if self.is_roi and self._ticks > 0 and self._weighted_pvalue > 0:
+            mean_bid = feature(obs, "hist_bid_mean") * PRICE_UNIT
+            if mean_bid > 0:
+                self.value = mean_bid * self._ticks / self._weighted_pvalue
+        return self.value
+
+    def played(self, alpha: float) -> None:
+        """Record the multiplier played on the last observed tick."""
+        self._weighted_pvalue += alpha * self._pvalue_now
+        self._ticks += 1
+
+
+# --------------------------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------------------------
+Factory = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A registered agent: how to build it by name and (optionally) from a checkpoint.
+
+    Attributes:
+        name: Registry name.
+        factory: ``factory(**kwargs) -> agent``, or a ``"module:attr"`` string imported on first
+            use; ``None`` when the agent only exists as a checkpoint (``name:path``).
+        loader: ``loader(path, **kwargs) -> agent`` (or a ``"module:attr"`` string), for
+            ``name:path`` specs; ``None`` when the agent has no checkpoints.
+        description: One line for listings.
+    """
+
+    name: str
+    factory: Factory | str | None
+    loader: Factory | str | None = None
+    description: str = ""
+
+
+_REGISTRY: dict[str, AgentSpec] = {}
+
+
+def _resolve(ref: Factory | str, what: str) -> Factory:
+    """A callable from a callable or a ``"module:attr.attr"`` reference (imported now)."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attr = ref.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split(".") if attr else []:
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{what} {ref!r} is not callable")
+    return obj
+
+
+def _check_ref(ref, what: str) -> None:
+    if ref is None or callable(ref):
+        return
+    if isinstance(ref, str) and ref.count(":") == 1 and all(ref.split(":")):
+        return
+    raise ValueError(f"{what} must be a callable or a 'module:attr' string, got {ref!r}")
+
+
+def register(name: str, factory: Factory | str | None, *, loader: Factory | str | None = None,
+             description: str = "", overwrite: bool = False) -> None:
+    """Register an agent under ``name``.
+
+    Args:
+        name: Registry name: letters, digits, ``_``, ``-`` or ``.`` (no ``:`` or ``,``, which
+            separate specs on the command line).
+        factory: ``factory(**kwargs) -> agent`` or a lazy ``"module:attr"`` reference; ``None``
+            for agents that can only be loaded from a checkpoint.
+        loader: ``loader(path, **kwargs) -> agent`` (or ``"module:attr"``) for ``name:path``.
+        description: One line for ``bidenv evaluate --list-agents`` and the like.
+        overwrite: Replace an existing registration instead of raising.
+
+    Raises:
+        ValueError: on a bad name or reference, or a name already registered.
+    """
+    if not (isinstance(name, str) and name
+            and all(ch.isalnum() or ch in "_-." for ch in name)):
+        raise ValueError(f"agent name must be a non-empty string of letters, digits, '_', '-' "
+                         f"or '.', got {name!r}")
+    _check_ref(factory, "factory")
+    _check_ref(loader, "loader")
+    if factory is None and loader is None:
+        raise ValueError(f"agent {name!r} needs a factory, a loader or both")
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"agent {name!r} is already registered (pass overwrite=True to "
+                         "replace it)")
+    _REGISTRY[name] = AgentSpec(name, factory, loader, description)
+
+
+def available() -> list[str]:
+    """Names of all registered agents, sorted."""
+    return sorted(_REGISTRY)
+
+
+def describe() -> dict[str, str]:
+    """``{name: description}`` of all registered agents, sorted by name."""
+    return {name: _REGISTRY[name].description for name in available()}
+
+
+def _spec(name: str) -> AgentSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}") from None
+
+
+def make(name: str, **kwargs) -> Any:
+    """Build the agent registered as ``name`` with keyword arguments for its factory.
+
+    Raises:
+        ValueError: for an unknown name (listing the available ones) or an agent that only
+            exists as a checkpoint.
+    """
+    spec = _spec(name)
+    if spec.factory is None:
+        raise ValueError(f"agent {name!r} is loaded from a checkpoint: use '{name}:PATH'")
+    agent = _resolve(spec.factory, "factory")(**kwargs)
+    if getattr(agent, "name", None) is None:
+        agent.name = name
+    return agent
+
+
+def from_spec(spec: str, **kwargs) -> Any:
+    """Build an agent from a command-line spec: ``name`` or ``name:path``.
+
+    ``name`` goes to :func:`make`; ``name:path`` to the agent's loader (a trained checkpoint
+    directory or model file), with ``kwargs`` passed on in both cases.
+
+    Raises:
+        ValueError: for an empty spec, an unknown name, or a path for an agent without loader.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"agent spec must be 'name' or 'name:path', got {spec!r}")
+    name, sep, path = spec.strip().partition(":")
+    if not sep:
+        return make(name, **kwargs)
+    entry = _spec(name)
+    if entry.loader is None:
+        loadable = [n for n in available() if _REGISTRY[n].loader is not None]
+        raise ValueError(f"agent {name!r} has no checkpoints to load (got {spec!r}); use "
+                         f"'{name}' alone. Agents loadable as 'name:path': "
+                         f"{', '.join(loadable) or 'none'}")
+    if not path:
+        raise ValueError(f"agent spec {spec!r} names no checkpoint path after ':'")
+    return _resolve(entry.loader, "loader")(path, **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Episode loop
+# --------------------------------------------------------------------------------------------
+def run_episode(env, agent, *, seed: int, options: dict | None = None) -> dict:
+    """Play one day: reset env and agent, step to the end, return the final ``info``.
+
+    The agent is reset with the episode's campaign
+    (``env.unwrapped.agent_campaign.to_dict()``); when it has ``update``, that is called after
+    every step with the step's ``info`` and ``env.unwrapped.last_tick_opportunities()``.
+    """
+    obs, info = env.reset(seed=seed, options=options)
+    agent.reset(env.unwrapped.agent_campaign.to_dict())
+    update = getattr(agent, "update", None)
+    while True:
+        action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
+        obs, _, terminated, truncated, info = env.step(action)
+        if update is not None:
+            update(info, env.unwrapped.last_tick_opportunities())
+        if terminated or truncated:
+            return info
