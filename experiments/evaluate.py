@@ -1,0 +1,401 @@
+"""``bidenv evaluate``: every agent on the same held-out days, against the hindsight oracle.
+
+Common random numbers: episode ``i`` of a scenario is ``env.reset(seed=seed + i,
+options=<scenario's campaign>)`` for every agent, so every agent sees the same traffic, the same
+competitors' campaigns and heuristics, and the same per-opportunity exposure and conversion
+draws (the environment keeps independent random streams per part). Competitors react to the
+market, so what they bid still depends on the agent; the oracle is computed per agent and day
+from the bids that were actually recorded.
+
+Outputs (``--out DIR``): ``episodes.csv`` (one row per agent x scenario x episode),
+``leaderboard.csv`` and ``leaderboard.md`` (per agent x scenario: mean expected score with a
+bootstrap 95% interval, median, interquartile mean, percent of oracle, violation rate), and
+figures ``scores.png``, ``pct_of_oracle.png``, ``pacing.png``.
+
+The leaderboard's ``*_score`` columns summarise the **expected** score (noise-free: exposure
+probability x true conversion probability of the slots won), which is what DESIGN.md says
+benchmarks compare; ``mean_realised_score`` gives the realised one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+VIOLATION_TOLERANCE = 1.05
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A campaign to evaluate on; budgets are for the reference day of 500k opportunities.
+
+    Attributes:
+        name: Scenario name (a column of every output).
+        campaign: Campaign fields (budget, constraint, target_cpa / target_roi, category).
+    """
+
+    name: str
+    campaign: dict = field(hash=False)
+
+    def options(self, opportunities_per_day: float) -> dict:
+        """``reset`` options for an env of the given daily volume (budget scaled to it)."""
+        from bidenv.campaign import budget_scale
+
+        opts = dict(self.campaign)
+        opts["budget"] = float(opts["budget"]) * budget_scale(opportunities_per_day)
+        return opts
+
+
+_BASE_BUDGET, _BASE_CPA, _BASE_ROI, _CATEGORY = 4000.0, 60.0, 2.0, 3
+
+
+def _cpa(name, budget_ratio=1.0, tightness=1.0):
+    return Scenario(name, {"budget": _BASE_BUDGET * budget_ratio, "constraint": "cpa",
+                           "target_cpa": _BASE_CPA / tightness, "category": _CATEGORY})
+
+
+def _roi(name, budget_ratio=1.0, tightness=1.0):
+    return Scenario(name, {"budget": _BASE_BUDGET * budget_ratio, "constraint": "roi",
+                           "target_roi": _BASE_ROI * tightness, "category": _CATEGORY})
+
+
+#: Named scenario grids. Tightness > 1 makes the target harder (lower CPA, higher ROI).
+PRESETS: dict[str, list[Scenario]] = {
+    "default": [_cpa("default"), _cpa("budget_0.5", 0.5), _cpa("budget_1.5", 1.5),
+                _cpa("tight_cpa", 1.0, 1.4), _cpa("loose_cpa", 1.0, 0.7), _roi("roi")],
+    "smoke": [_cpa("default")],
+    "grid": [_cpa(f"budget_{b:g}_cpa_{t:g}", b, t) for b in (0.5, 1.0, 1.5)
+             for t in (0.7, 1.0, 1.4)] + [_roi(f"roi_budget_{b:g}", b) for b in (0.5, 1.0, 1.5)],
+    "roi": [_roi("roi"), _roi("roi_tight", 1.0, 1.5), _roi("roi_loose", 1.0, 0.75)],
+}
+
+
+def get_scenarios(spec) -> list[Scenario]:
+    """Scenarios from a preset name, comma-separated names from the presets, or a list."""
+    if isinstance(spec, (list, tuple)):
+        return [s if isinstance(s, Scenario) else Scenario(**s) for s in spec]
+    if spec in PRESETS:
+        return list(PRESETS[spec])
+    known = {s.name: s for preset in PRESETS.values() for s in preset}
+    names = [x.strip() for x in str(spec).split(",") if x.strip()]
+    unknown = [x for x in names if x not in known]
+    if not names or unknown:
+        raise ValueError(f"scenarios must be a preset ({', '.join(PRESETS)}) or scenario names "
+                         f"from them ({', '.join(sorted(known))}); unknown: {unknown or spec!r}")
+    return [known[x] for x in names]
+
+
+# --------------------------------------------------------------------------------------------
+# Running episodes
+# --------------------------------------------------------------------------------------------
+def _violated(constraint: str, cpa: float, roi: float, target: float) -> bool:
+    if constraint == "cpa":
+        return bool(cpa > VIOLATION_TOLERANCE * target)
+    if constraint == "roi":
+        return bool(not roi >= target / VIOLATION_TOLERANCE)
+    return False
+
+
+def play_episode(env, agent, *, seed: int, options: dict | None, trace: bool = False):
+    """One day: returns (final info, per-tick trace rows or None). Calls ``agent.update``."""
+    obs, info = env.reset(seed=seed, options=options)
+    agent.reset(env.unwrapped.agent_campaign.to_dict())
+    update = getattr(agent, "update", None)
+    rows = [] if trace else None
+    while True:
+        action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
+        obs, _, terminated, truncated, info = env.step(action)
+        if update is not None:
+            update(info, env.unwrapped.last_tick_opportunities())
+        if trace:
+            rows.append({"tick": info["tick"], "alpha": info["alpha"],
+                         "total_cost": info["total_cost"], "budget": info["budget"],
+                         "expected_score": info["expected_score"],
+                         "traffic_elapsed": float(env.unwrapped._elapsed[info["tick"]])})
+        if terminated or truncated:
+            return info, rows
+
+
+def _episode_row(env, agent_name: str, scenario: Scenario, episode: int, seed: int,
+                 info: dict) -> dict:
+    from bidenv.oracle import hindsight
+
+    camp = env.unwrapped.agent_campaign
+    oracle = hindsight(env)
+    target = camp.target
+    pct = 100.0 * info["expected_score"] / oracle["oracle_score"] if oracle["oracle_score"] > 0 \
+        else math.nan
+    return {
+        "agent": agent_name, "scenario": scenario.name, "episode": episode, "seed": seed,
+        "constraint": camp.constraint, "budget": camp.budget, "target": target,
+        "score": info["score"], "expected_score": info["expected_score"],
+        "conversions": info["total_conversions"],
+        "expected_conversions": info["expected_conversions"], "value": info["total_value"],
+        "cost": info["total_cost"], "cpa": info["cpa"], "roi": info["roi"],
+        "budget_used": info["total_cost"] / camp.budget,
+        "violated": _violated(camp.constraint, info["cpa"], info["roi"], target),
+        "oracle_score": oracle["oracle_score"],
+        "best_fixed_alpha": oracle["best_fixed_alpha"],
+        "best_fixed_alpha_score": oracle["best_fixed_alpha_score"],
+        "pct_of_oracle": pct, "ticks": info["tick"],
+    }
+
+
+def _run_task(task) -> tuple[list[dict], list[dict]]:
+    """Worker: one agent on some (scenario, episode) pairs; returns rows and trace rows."""
+    import gymnasium as gym
+
+    import agents
+    import bidenv  # noqa: F401  (registers the envs)
+
+    agent_spec, name, env_id, env_kwargs, jobs, seed = task
+    agent = agents.from_spec(agent_spec)
+    env = gym.make(env_id, record=True, **env_kwargs)
+    volume = env.unwrapped.opportunities_per_day
+    rows, traces = [], []
+    for scenario, episode, want_trace in jobs:
+        info, trace = play_episode(env, agent, seed=seed + episode,
+                                   options=scenario.options(volume), trace=want_trace)
+        rows.append(_episode_row(env, name, scenario, episode, seed + episode, info))
+        for t in trace or []:
+            traces.append({"agent": name, "scenario": scenario.name, "episode": episode, **t})
+    return rows, traces
+
+
+def display_names(agent_specs) -> dict:
+    """Short names for specs: ``ppo`` for ``ppo:runs/ppo`` unless two specs share a name."""
+    short = {spec: spec.split(":", 1)[0] for spec in agent_specs}
+    counts = pd.Series(list(short.values())).value_counts()
+    return {spec: (short[spec] if counts[short[spec]] == 1 else spec) for spec in agent_specs}
+
+
+def _init_worker():
+    # One process per core: keep BLAS and torch single-threaded inside workers.
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is optional for heuristics
+        pass
+
+
+def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="default",
+             env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
+             workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Evaluate agents with common random numbers; returns (episodes frame, traces frame).
+
+    Args:
+        agent_specs: Agent specs (``name`` or ``name:checkpoint``), a list or comma string.
+        episodes: Days per scenario (episode i uses ``seed + i``).
+        seed: First episode seed.
+        scenarios: A preset name, scenario names, or a list of :class:`Scenario`.
+        env_id: Environment id; ``env_kwargs`` are passed to ``gym.make``.
+        workers: Processes; results are identical to ``workers=1``.
+        progress: Show a progress bar.
+    """
+    from tqdm.auto import tqdm
+
+    import agents
+
+    if isinstance(agent_specs, str):
+        agent_specs = [s.strip() for s in agent_specs.split(",") if s.strip()]
+    agent_specs = list(dict.fromkeys(agent_specs))
+    if not agent_specs:
+        raise ValueError("agents must name at least one agent")
+    for spec in agent_specs:  # fail fast, before any worker starts
+        agents.from_spec(spec)
+    if not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    scenario_list = get_scenarios(scenarios)
+    env_kwargs = dict(env_kwargs or {})
+    names = display_names(agent_specs)
+    tasks = []
+    for spec in agent_specs:
+        for s_i, scenario in enumerate(scenario_list):
+            for episode in range(episodes):
+                jobs = [(scenario, episode, s_i == 0 and episode == 0)]
+                tasks.append((spec, names[spec], env_id, env_kwargs, jobs, seed))
+    rows, traces = [], []
+    bar = tqdm(total=len(tasks), desc="evaluating", unit="day", disable=not progress)
+    if workers == 1:
+        for task in tasks:
+            r, t = _run_task(task)
+            rows += r
+            traces += t
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+            for r, t in pool.map(_run_task, tasks, chunksize=1):
+                rows += r
+                traces += t
+                bar.update()
+    bar.close()
+    frame = pd.DataFrame(rows)
+    order = {names[s]: i for i, s in enumerate(agent_specs)}
+    frame = frame.sort_values(["agent", "scenario", "episode"],
+                              key=lambda c: c.map(order) if c.name == "agent" else c,
+                              kind="stable").reset_index(drop=True)
+    return frame, pd.DataFrame(traces)
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries
+# --------------------------------------------------------------------------------------------
+def bootstrap_ci(values, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
+    """Percentile bootstrap interval of the mean (deterministic for a seed)."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def iqm(values) -> float:
+    """Interquartile mean: the mean of the middle 50% (Agarwal et al., 2021)."""
+    from scipy.stats import trim_mean
+
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(trim_mean(x, 0.25)) if len(x) else math.nan
+
+
+def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per agent x scenario summary of an episodes frame (see module docstring)."""
+    rows = []
+    for (agent, scenario), g in frame.groupby(["agent", "scenario"], sort=False):
+        score = g["expected_score"].to_numpy()
+        lo, hi = bootstrap_ci(score)
+        rows.append({
+            "agent": agent, "scenario": scenario, "episodes": len(g),
+            "mean_score": float(np.mean(score)), "ci_low": lo, "ci_high": hi,
+            "median_score": float(np.median(score)), "iqm_score": iqm(score),
+            "mean_pct_of_oracle": float(g["pct_of_oracle"].mean()),
+            "violation_rate": float(g["violated"].mean()),
+            "mean_realised_score": float(g["score"].mean()),
+            "mean_budget_used": float(g["budget_used"].mean()),
+            "mean_oracle_score": float(g["oracle_score"].mean()),
+            "mean_best_fixed_alpha_score": float(g["best_fixed_alpha_score"].mean()),
+        })
+    return pd.DataFrame(rows)
+
+
+def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+    def cell(v):
+        if isinstance(v, (float, np.floating)):
+            return "" if not np.isfinite(v) else format(float(v), floatfmt)
+        return str(v)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    sep = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([head, sep, *body]) + "\n"
+
+
+def leaderboard_markdown(board: pd.DataFrame) -> str:
+    """The leaderboard as Markdown, one section per scenario, best mean score first."""
+    cols = ["agent", "episodes", "mean_score", "ci_low", "ci_high", "median_score",
+            "iqm_score", "mean_pct_of_oracle", "violation_rate", "mean_budget_used"]
+    parts = ["# Leaderboard\n",
+             "Expected score (noise-free) per day; 95% bootstrap interval of the mean; "
+             "percent of the hindsight oracle; share of days violating the constraint "
+             f"(CPA > {VIOLATION_TOLERANCE} x target or ROI < target / {VIOLATION_TOLERANCE}).\n"]
+    for scenario, g in board.groupby("scenario", sort=False):
+        parts.append(f"\n## {scenario}\n\n")
+        parts.append(markdown_table(g.sort_values("mean_score", ascending=False)[cols]))
+    return "".join(parts)
+
+
+def plot_results(frame: pd.DataFrame, board: pd.DataFrame, traces: pd.DataFrame, out: Path):
+    """Write scores.png, pct_of_oracle.png and pacing.png into ``out`` (atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from experiments.io import atomic_save_figure
+
+    agents_order = list(dict.fromkeys(board["agent"]))
+    scenarios = list(dict.fromkeys(board["scenario"]))
+    width = 0.8 / max(len(agents_order), 1)
+    x = np.arange(len(scenarios))
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(scenarios) + 2), 4))
+    for i, agent in enumerate(agents_order):
+        g = board[board["agent"] == agent].set_index("scenario").reindex(scenarios)
+        err = np.vstack([g["mean_score"] - g["ci_low"], g["ci_high"] - g["mean_score"]])
+        ax.bar(x + i * width, g["mean_score"], width, yerr=np.nan_to_num(err), capsize=3,
+               label=agent)
+    ax.set_xticks(x + width * (len(agents_order) - 1) / 2, scenarios, rotation=20)
+    ax.set_ylabel("expected score per day (95% CI)")
+    ax.set_title("Score by agent and scenario")
+    ax.legend(fontsize=8)
+    atomic_save_figure(fig, out / "scores.png")
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.4 * len(scenarios) + 2), 4))
+    for i, agent in enumerate(agents_order):
+        g = board[board["agent"] == agent].set_index("scenario").reindex(scenarios)
+        ax.bar(x + i * width, g["mean_pct_of_oracle"], width, label=agent)
+    ax.axhline(100, color="k", lw=0.8, ls="--")
+    ax.set_xticks(x + width * (len(agents_order) - 1) / 2, scenarios, rotation=20)
+    ax.set_ylabel("% of hindsight oracle")
+    ax.set_title("Percent of oracle by scenario")
+    ax.legend(fontsize=8)
+    atomic_save_figure(fig, out / "pct_of_oracle.png")
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if len(traces):
+        first = traces[traces["episode"] == traces["episode"].min()]
+        for agent in agents_order:
+            t = first[first["agent"] == agent]
+            if len(t):
+                ax.plot(t["tick"], t["total_cost"] / t["budget"], label=agent)
+        t = first[first["agent"] == agents_order[0]]
+        if len(t):
+            ax.plot(t["tick"], t["traffic_elapsed"], "k--", lw=0.8, label="traffic elapsed")
+        ax.set_title(f"Pacing on one day ({first['scenario'].iloc[0]}, seed of episode 0)")
+    ax.set_xlabel("tick")
+    ax.set_ylabel("share of budget spent")
+    ax.legend(fontsize=8)
+    atomic_save_figure(fig, out / "pacing.png")
+
+
+def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
+                 env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
+                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """The ``bidenv evaluate`` command: evaluate, write CSV/Markdown/figures, print the board."""
+    from experiments.io import atomic_write_csv, atomic_write_text
+
+    start = time.perf_counter()
+    frame, traces = evaluate(agent_specs, episodes=episodes, seed=seed, scenarios=scenarios,
+                             env_id=env_id, env_kwargs=env_kwargs, workers=workers,
+                             progress=progress)
+    board = leaderboard(frame)
+    out = Path(out)
+    atomic_write_csv(out / "episodes.csv", frame)
+    atomic_write_csv(out / "leaderboard.csv", board)
+    if len(traces):
+        atomic_write_csv(out / "pacing_trace.csv", traces)
+    markdown = leaderboard_markdown(board)
+    atomic_write_text(out / "leaderboard.md", markdown)
+    plot_results(frame, board, traces, out)
+    print(markdown)
+    print(f"wrote {out}/episodes.csv, leaderboard.csv, leaderboard.md, scores.png, "
+          f"pct_of_oracle.png, pacing.png in {time.perf_counter() - start:.1f} s")
+    return board
