@@ -70,6 +70,22 @@ _LAZY_AGENTS = {
            f"stable-baselines3 {algo.upper()} policy ({algo}:RUN_DIR or {algo}:RUN_DIR/model.zip)")
     for algo in ("ppo", "sac", "td3")
 }
+# Offline agents (torch): built by name untrained, or loaded as name:CHECKPOINT_DIR.
+_OFFLINE = {
+    "bc": ("agents.bc", "BCAgent", "behaviour cloning of the logged actions"),
+    "iql": ("agents.iql", "IQLAgent", "implicit Q-learning: twin Q, expectile V, advantage-"
+            "weighted policy"),
+    "cql": ("agents.cql", "CQLAgent", "conservative Q-learning"),
+    "dt": ("agents.dt", "DTAgent", "decision transformer on score-based return-to-go"),
+    "gave": ("agents.gave", "GAVEAgent", "generative bidder with value-guided exploration "
+             "(published loss weights)"),
+    "gave_stable": ("agents.gave", "GAVEStableAgent", "GAVE without value head (stable "
+                    "variant)"),
+    "gas": ("agents.gas", "GASAgent", "decision transformer with critic-guided search over "
+            "candidate actions"),
+}
+_LAZY_AGENTS.update({name: (f"{mod}:{cls}", f"{mod}:{cls}.load", doc)
+                     for name, (mod, cls, doc) in _OFFLINE.items()})
 for _name, (_factory, _loader, _doc) in _LAZY_AGENTS.items():
     register(_name, _factory, loader=_loader, description=_doc)
 

@@ -91,7 +91,8 @@ class AutoBiddingEnv(gym.Env):
     the noise-free ``expected_conversions, expected_value, expected_cost, expected_score``,
     ``constraint`` and ``target`` (all scalars, so infos compare with ``==``). The agent's own
     view of each opportunity of the tick just played is available from
-    :meth:`last_tick_opportunities` (for bidders that learn from single opportunities).
+    :meth:`last_tick_opportunities` (for bidders that learn from single opportunities). The
+    agent's spend so far by traffic source is ``agent_cost_by_source`` (index: source id).
 
     ## Rewards
     ``reward_mode="score"`` (default): the increment of the penalised score, so the return of
@@ -266,6 +267,8 @@ class AutoBiddingEnv(gym.Env):
         # Advertisers that could not afford a purchase are out for the rest of the day.
         self.exhausted = np.zeros(k, bool)
         self.exp_conv, self.exp_value, self.exp_cost = zeros(), zeros(), zeros()
+        # The agent's spend by traffic source (index = source id: 0 feed, 1 search).
+        self.agent_cost_by_source = np.zeros(2)
         # Per-tick history (n_ticks, k): bid, lwc, pvalue means, conversions, win rate, volume.
         self.hist = np.zeros((6, self.n_ticks, k))
         self.tick = 0
@@ -310,7 +313,33 @@ class AutoBiddingEnv(gym.Env):
             self.batch = None
         self.obs_all = self._observe()
         info = self._info(tick_stats, float(alpha[0]))
+        if terminated and self.recording is not None and self.tick < self.n_ticks:
+            self._record_rest_of_day()
         return self.obs_all[0].copy(), float(reward), bool(terminated), False, info
+
+    def _record_rest_of_day(self) -> None:
+        """Play the ticks left after the agent's early end, with the agent out of the market.
+
+        Only with ``record=True``: the hindsight oracle then sees the whole day (the
+        opportunities the agent could have bought had it paced differently), with the
+        competitors bidding as they would without it. The agent's totals, the last tick's
+        opportunities and the episode's state as returned are left as they were.
+        """
+        saved = (self.tick, self.obs_all, self._tick_opportunities, self._cur_count,
+                 self._cur_pvalue_mean)
+        self.exhausted[0] = True
+        for t in range(saved[0], self.n_ticks):
+            self.tick = t
+            self.batch = self.traffic.sample(t, self._rng_traffic)
+            self.obs_all = self._observe()
+            actions = np.zeros(self.k)
+            if self.k > 1:
+                actions[1:] = np.clip(np.asarray(self.competitor_policy.act(self.obs_all[1:]),
+                                                 dtype=np.float64), -1.0, 1.0)
+            self._simulate_tick(self.batch, np.exp(actions * self._log_max))
+        self.batch = None
+        (self.tick, self.obs_all, self._tick_opportunities, self._cur_count,
+         self._cur_pvalue_mean) = saved
 
     @property
     def _done(self) -> bool:
@@ -397,6 +426,12 @@ class AutoBiddingEnv(gym.Env):
         self.exp_conv += stats[6]
         self.exp_value += exp_value
         self.exp_cost += exp_cost
+        mine = (adv == 0) & is_shown
+        by_source = np.bincount(batch.source[rows[mine]], weights=price[mine], minlength=2)
+        if len(by_source) > len(self.agent_cost_by_source):  # sources with ids > 1
+            self.agent_cost_by_source = np.pad(
+                self.agent_cost_by_source, (0, len(by_source) - len(self.agent_cost_by_source)))
+        self.agent_cost_by_source[:len(by_source)] += by_source
         # Least winning cost seen by each advertiser: the bid it needed for the last slot,
         # i.e. max(reserve, K_r-th entering bid) unless it won, then the clearing price.
         lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)

@@ -74,8 +74,9 @@ The oracle (proof sketch)
    the expected spend a little above the budget near the end of the day (the contract's
    "small noise of realised spend near the budget").
 
-Only the ticks recorded are used: if the recorded policy ended the day early (budget gone),
-later ticks are not in the recording and the oracle covers the ticks played
+Only the ticks recorded are used. When the agent's day ends early (budget gone), the env
+(``record=True``) plays and records the rest of the day with the agent out of the market,
+so the oracle covers the whole day; called mid-episode it covers the ticks played so far
 (``complete`` is then False).
 
 Best fixed alpha

@@ -566,3 +566,32 @@ def test_speed_on_a_full_day():
     print(f"\nhindsight on a full day ({result['opportunities']} opportunities the agent could "
           f"enter, {result['ticks']} ticks): {elapsed:.3f} s")
     assert result["best_fixed_alpha_score"] <= result["oracle_score"] * (1 + 1e-9)
+
+
+def test_early_end_still_records_the_whole_day():
+    """An agent that spends its budget in tick 1: the oracle still sees all 48 ticks, and
+    recording changes nothing the agent observes."""
+    options = {"budget": 40.0, "constraint": "cpa", "target_cpa": 60.0}
+    played = {}
+    for record in (False, True):
+        env = gym.make(LITE, record=record)
+        obs, _ = env.reset(seed=3, options=options)
+        steps = []
+        while True:
+            obs, reward, terminated, _, info = env.step(np.ones(1, np.float32))
+            steps.append((obs.tobytes(), reward, info,
+                          {k: v.tobytes() for k, v in
+                           env.unwrapped.last_tick_opportunities().items()}))
+            if terminated:
+                break
+        played[record] = steps
+    assert played[True] == played[False]
+    assert len(played[True]) < 48  # the day did end early
+    result = oracle.hindsight(env)
+    assert result["complete"] and result["ticks"] == 48
+    assert len(env.unwrapped.recording) == 48
+    assert env.unwrapped.tick == len(played[True])
+    assert result["oracle_score"] >= info["expected_score"]
+    # The agent is out after its end: it appears in the later ticks' values, never as a rival.
+    later = env.unwrapped.recording[-1]
+    assert later["tick"] == 47 and later["pvalue"].size > 0
