@@ -95,6 +95,9 @@ class CollectConfig:
 
         if not isinstance(self.episodes, int) or self.episodes < 1:
             raise ValueError(f"episodes must be an integer >= 1, got {self.episodes!r}")
+        seed_ok = isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+        if not seed_ok or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.behaviors, dict) or not self.behaviors:
             raise ValueError("behaviors must be a non-empty {agent name: weight} dict")
         known = set(agents.available())
@@ -257,6 +260,8 @@ def validate_frame(frame: pd.DataFrame, *, where: str = "dataset") -> pd.DataFra
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{where}: missing columns {missing}")
+    if len(frame) == 0:
+        raise ValueError(f"{where}: has no rows")
     out = frame.copy()
     for col, kind in COLUMNS.items():
         s = out[col]
