@@ -1,91 +1,157 @@
-"""``bidenv quickstart``: simulate held-out days for the built-in bidders, print a summary."""
+"""``bidenv quickstart``: the main job a newcomer runs first.
+
+On embedded defaults, in a few minutes on two cores:
+
+1. **Leaderboard.** The heuristic bidders (:data:`HEURISTICS`, plus the generative bidder when
+   a checkpoint ships with the package, see :func:`quickstart_agents`) bid for one campaign
+   (:data:`CAMPAIGN`) on the same held-out days (common random numbers, the evaluation harness of
+   :mod:`experiments.evaluate`), each day scored against the hindsight oracle. Printed and
+   written as ``leaderboard.csv``, ``leaderboard.md`` and ``episodes.csv``.
+2. **Budget sweep.** The same campaign (:data:`SWEEP`) at six budgets with two bidders
+   (:func:`bidenv.analysis.simulate_budget`): ``budget_simulation.csv``,
+   ``recommendation.csv``, the ROI-curve figures (``roi_curve.png``, ``marginal_cpa.png``,
+   ``cpa_vs_budget.png``, ``budget_used.png``, ``pacing.png``) and all four curves in one
+   panel, ``roi_curves.png``. The recommendation is printed.
+
+Everything goes to ``--out`` (default ``bidenv-quickstart/`` in the working directory).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
-import gymnasium as gym
-import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-import bidenv  # noqa: F401  (registers the environments)
-from bidenv.competitors import HeuristicBidder
+import bidenv
 
-DEFAULT_CAMPAIGN = {"budget": 4000.0, "constraint": "cpa", "target_cpa": 60.0, "category": 3}
-
-
-def default_strategies() -> list:
-    """The built-in bidders compared by the quickstart."""
-    return [
-        HeuristicBidder("fixed", 1.0, name="truthful"),
-        HeuristicBidder("fixed", 0.8, name="shaded_0.8"),
-        HeuristicBidder("pacing", 1.0, name="budget_pacing"),
-        HeuristicBidder("constraint", 1.0, name="cpa_control"),
-    ]
-
-
-def run_day(env, agent, seed: int, options: dict | None = None) -> dict:
-    """Play one day with ``agent``; returns the final info plus the agent's name and seed."""
-    obs, info = env.reset(seed=seed, options=options)
-    agent.reset(env.unwrapped.agent_campaign.to_dict())
-    while True:
-        obs, _, terminated, truncated, info = env.step(agent.act(obs))
-        if terminated or truncated:
-            break
-    return info
+#: The bidders on the leaderboard (registered names, see ``agents.available()``).
+HEURISTICS = ("truthful", "pid_budget", "pid_cpa", "online_lp")
+#: Where a small decision-transformer checkpoint would ship with the package; when this folder
+#: exists the quickstart adds ``dt:<path>`` to the leaderboard.
+DT_CHECKPOINT = Path(bidenv.__file__).resolve().parent / "checkpoints" / "dt"
+#: The campaign of the leaderboard and of the budget sweep (budgets are for the reference day
+#: of 500k opportunities and scaled to the environment's volume).
+CAMPAIGN = {"budget": 2000.0, "constraint": "cpa", "target_cpa": 100.0, "category": 3}
+#: The budget sweep: the campaign at six budgets, a CPA-controlling and a budget-pacing bidder.
+SWEEP = {"budgets": [500, 1000, 1500, 2000, 3000, 4000], "constraint": "cpa",
+         "target": CAMPAIGN["target_cpa"], "category": CAMPAIGN["category"], "traffic": "mixed",
+         "strategies": ["pid_cpa", "pid_budget"]}
+#: The columns of the leaderboard printed to the terminal.
+_BOARD_COLUMNS = ["agent", "episodes", "mean_score", "ci_low", "ci_high", "mean_pct_of_oracle",
+                  "violation_rate", "mean_budget_used"]
 
 
-def simulate(strategies, *, episodes: int, seed: int, env_id: str, campaign: dict,
-             progress: bool = True) -> pd.DataFrame:
-    """One row per (strategy, day); day i of every strategy is ``reset(seed=seed + i)``."""
-    env = gym.make(env_id, campaign=campaign)
-    rows = []
-    total = len(strategies) * episodes
-    with tqdm(total=total, desc="simulating days", disable=not progress, unit="day") as bar:
-        for agent in strategies:
-            for i in range(episodes):
-                info = run_day(env, agent, seed + i)
-                rows.append({
-                    "strategy": agent.name, "episode": i, "seed": seed + i,
-                    "score": info["score"], "expected_score": info["expected_score"],
-                    "conversions": info["total_conversions"], "cost": info["total_cost"],
-                    "cpa": info["cpa"], "target_cpa": campaign["target_cpa"],
-                    "budget_used": info["total_cost"] / info["budget"],
-                })
-                bar.update()
-    return pd.DataFrame(rows)
+def quickstart_agents() -> list[str]:
+    """Agent specs of the leaderboard: the heuristics, and ``dt:<checkpoint>`` if shipped."""
+    specs = list(HEURISTICS)
+    if DT_CHECKPOINT.is_dir():
+        specs.append(f"dt:{DT_CHECKPOINT}")
+    return specs
 
 
-def summarise(episodes: pd.DataFrame) -> pd.DataFrame:
-    """Mean per strategy, best expected score first."""
-    g = episodes.groupby("strategy", sort=False)
-    out = g[["score", "expected_score", "conversions", "cost", "budget_used"]].mean()
-    out["cpa"] = g["cost"].sum() / g["conversions"].sum().replace(0, np.nan)
-    out["cpa_vs_target"] = out["cpa"] / g["target_cpa"].first()
-    out["days"] = g.size()
-    return out.sort_values("expected_score", ascending=False).reset_index()
+def default_workers() -> int:
+    """Processes used by default: up to two (a laptop's spare cores, a CI runner's two)."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
-def run_quickstart(*, episodes: int = 3, seed: int = 1000, env_id: str = "bidenv/AutoBidding-v0",
-                   out=None, progress: bool = True) -> pd.DataFrame:
-    """The README's main job: compare the built-in bidders on held-out days."""
-    from experiments.io import atomic_write_csv
+def write_panel(frame, out: Path) -> Path:
+    """The four budget curves in one figure (``roi_curves.png``, the README's figure)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bidenv import plots
+    from experiments.io import atomic_save_figure
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    plots.roi_curve(frame, ax=axes[0, 0])
+    plots.marginal_curve(frame, ax=axes[0, 1])
+    plots.cpa_vs_budget(frame, ax=axes[1, 0])
+    plots.budget_used_curve(frame, ax=axes[1, 1])
+    spec = frame.attrs.get("spec", {})
+    fig.suptitle(f"Budget sweep: category {spec.get('category', '?')}, target CPA "
+                 f"{spec.get('targets', ['?'])[0]:g}, {spec.get('days', '?')} days per budget, "
+                 f"{spec.get('env_id', '')}", fontsize=10)
+    return atomic_save_figure(fig, out / "roi_curves.png")
+
+
+def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
+                   env_id: str = "bidenv/AutoBidding-v0", out="bidenv-quickstart",
+                   workers: int | None = None, progress: bool = True,
+                   sweep: dict | None = None) -> pd.DataFrame:
+    """The README's first command: leaderboard on held-out days, then a budget sweep.
+
+    Args:
+        episodes: Held-out days per bidder for the leaderboard (day i is ``seed + i``).
+        budget_days: Simulated days per budget in the sweep (day i is ``seed + i``).
+        seed: First day's seed.
+        env_id: Environment id (``bidenv/AutoBiddingLite-v0`` for a fast smoke run).
+        out: Output folder.
+        workers: Processes (None: :func:`default_workers`); results do not depend on it.
+        progress: Show progress bars.
+        sweep: Fields replacing those of :data:`SWEEP` (e.g. fewer budgets for a smoke test).
+
+    Returns:
+        The leaderboard (one row per bidder).
+    """
+    from bidenv.analysis import parse_spec, recommend, simulate_budget
+    from experiments.evaluate import (
+        Scenario,
+        evaluate,
+        leaderboard,
+        leaderboard_markdown,
+        plot_results,
+    )
+    from experiments.io import atomic_write_csv, atomic_write_json, atomic_write_text
+    from experiments.simulate_budget import write_figures
 
     start = time.perf_counter()
-    campaign = DEFAULT_CAMPAIGN
-    print(f"bidenv quickstart: {env_id}, {episodes} day(s) per strategy from seed {seed}; "
-          f"campaign: budget {campaign['budget']:g}, target CPA {campaign['target_cpa']:g}")
-    frame = simulate(default_strategies(), episodes=episodes, seed=seed, env_id=env_id,
-                     campaign=campaign, progress=progress)
-    summary = summarise(frame)
-    with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print(summary.to_string(index=False, float_format=lambda x: f"{x:,.3f}"))
-    if out is not None:
-        out = Path(out)
-        atomic_write_csv(out / "episodes.csv", frame)
-        atomic_write_csv(out / "summary.csv", summary)
-        print(f"wrote {out / 'summary.csv'} and {out / 'episodes.csv'}")
-    print(f"done in {time.perf_counter() - start:.1f} s")
-    return summary
+    workers = default_workers() if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    out = Path(out)
+    specs = quickstart_agents()
+    print(f"bidenv quickstart: {env_id}; {len(specs)} bidders x {episodes} held-out day(s) "
+          f"from seed {seed}, then a budget sweep ({workers} worker(s))")
+    scenario = Scenario("quickstart", CAMPAIGN)
+    frame, traces = evaluate(specs, episodes=episodes, seed=seed, scenarios=[scenario],
+                             env_id=env_id, workers=workers, progress=progress)
+    board = leaderboard(frame)
+    atomic_write_csv(out / "episodes.csv", frame)
+    atomic_write_csv(out / "leaderboard.csv", board)
+    atomic_write_text(out / "leaderboard.md", leaderboard_markdown(board))
+    plot_results(frame, board, traces, out)
+    shown = board.sort_values("mean_score", ascending=False)[_BOARD_COLUMNS]
+    print("\nLeaderboard (expected score per day, 95% interval, % of the hindsight oracle):")
+    with pd.option_context("display.width", 140, "display.max_columns", 20):
+        print(shown.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+    leaderboard_s = time.perf_counter() - start
+
+    spec = parse_spec(SWEEP, **{"days": budget_days, "seed": seed, "env_id": env_id,
+                                **(sweep or {})})
+    sweep = simulate_budget(spec, workers=workers, progress=progress)
+    advice = recommend(sweep)
+    atomic_write_csv(out / "budget_simulation.csv", sweep)
+    atomic_write_csv(out / "recommendation.csv", advice)
+    atomic_write_json(out / "spec.json", spec.to_dict())
+    write_figures(sweep, spec, out)
+    write_panel(sweep, out)
+    cols = ["strategy", "budget", "spend", "conversions", "cpa", "budget_used", "marginal_cpa"]
+    print(f"\nBudget sweep (category {spec.category}, target CPA {spec.targets[0]:g}, "
+          f"{budget_days} day(s) per budget):")
+    with pd.option_context("display.width", 140, "display.max_columns", 20):
+        print(sweep[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+    print("\nRecommendation:")
+    for message in advice["message"]:
+        print(f"  {message}")
+    total = time.perf_counter() - start
+    print(f"\nwrote to {out.resolve()}/:\n"
+          f"  leaderboard.csv, leaderboard.md, episodes.csv, scores.png, pct_of_oracle.png\n"
+          f"  budget_simulation.csv, recommendation.csv, roi_curves.png, roi_curve.png, "
+          f"marginal_cpa.png, cpa_vs_budget.png, budget_used.png, pacing.png\n"
+          f"done in {total:.0f} s (leaderboard {leaderboard_s:.0f} s, budget sweep "
+          f"{total - leaderboard_s:.0f} s)")
+    return board

@@ -10,28 +10,26 @@ import pytest
 from experiments.cli import build_parser, main
 
 
-def test_quickstart_writes_summary(tmp_path, capsys):
-    assert main(["quickstart", "--episodes", "1", "--env", "bidenv/AutoBiddingLite-v0",
+def test_quickstart_writes_leaderboard_and_roi_curves(tmp_path, capsys):
+    from experiments.evaluate import leaderboard
+
+    assert main(["quickstart", "--episodes", "1", "--budget-days", "1", "--workers", "1",
+                 "--env", "bidenv/AutoBiddingLite-v0", "--seed", "5",
                  "--out", str(tmp_path)]) == 0
-    summary = pd.read_csv(tmp_path / "summary.csv")
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
     episodes = pd.read_csv(tmp_path / "episodes.csv")
-    assert set(summary["strategy"]) == {"truthful", "shaded_0.8", "budget_pacing", "cpa_control"}
+    assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp"}
     assert len(episodes) == 4 and (episodes["budget_used"] <= 1 + 1e-9).all()
-    # The summary is the per-strategy mean of the episode rows.
-    row = summary.set_index("strategy").loc["truthful"]
-    assert row["score"] == pytest.approx(episodes.set_index("strategy").loc["truthful", "score"])
+    assert (episodes["seed"] == 5).all()
+    # The leaderboard is the per-agent summary of the episode rows.
+    pd.testing.assert_frame_equal(board, leaderboard(episodes), check_dtype=False)
+    sweep = pd.read_csv(tmp_path / "budget_simulation.csv")
+    assert len(sweep) == 12 and set(sweep["strategy"]) == {"pid_cpa", "pid_budget"}
+    for name in ("roi_curves.png", "roi_curve.png", "marginal_cpa.png", "pacing.png"):
+        assert (tmp_path / name).stat().st_size > 0
     out = capsys.readouterr().out
-    assert "budget_pacing" in out and "summary.csv" in out
-    assert not list(tmp_path.glob(".*.tmp"))  # no half-written files left behind
-
-
-def test_quickstart_is_reproducible(tmp_path):
-    for name in ("a", "b"):
-        main(["quickstart", "--episodes", "1", "--env", "bidenv/AutoBiddingLite-v0",
-              "--seed", "5", "--out", str(tmp_path / name)])
-    a = pd.read_csv(tmp_path / "a" / "episodes.csv")
-    b = pd.read_csv(tmp_path / "b" / "episodes.csv")
-    pd.testing.assert_frame_equal(a, b)
+    assert "Leaderboard" in out and "Recommendation:" in out and "roi_curves.png" in out
+    assert not list(tmp_path.glob(".*"))  # no half-written files left behind
 
 
 def test_bench_prints_and_writes_figures(tmp_path, capsys):

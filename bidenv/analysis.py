@@ -1,0 +1,687 @@
+"""Budget simulation for analysts: what does more (or less) daily budget buy?
+
+:func:`simulate_budget` plays the same simulated days for every budget, target and bidding
+strategy of a campaign spec and returns one row per (strategy, target, budget) with the mean
+over days and a 95% bootstrap interval of spend, conversions, sales value, CPA, ROI, score,
+share of the budget used and share of spend by traffic source, plus the *marginal* CPA and ROI
+between neighbouring budgets. :func:`recommend` reads that frame: the largest budget up to
+which an extra unit of spend still pays for itself at the target, and the budget beyond which
+the strategy cannot spend more.
+
+Common random numbers: day ``i`` is ``env.reset(seed=seed + i, options=<campaign>)`` for every
+budget, target and strategy, so every row sees the same traffic, competitors and outcome
+draws, and differences between neighbouring budgets are not drowned in day-to-day noise. The
+bootstrap resamples whole days, the same resample for every budget of a (strategy, target), so
+the marginal intervals are paired too.
+
+Units. Budgets are given for the reference day of 500k opportunities (as in the public data,
+2,000-8,000), like the evaluation scenarios, and are scaled to the environment's daily volume
+(``bidenv.campaign.budget_scale``). Spend, conversions and value are reported per reference day
+(divided by the same scale), so that they read in the units of the budgets; on the default
+full-size environment the scale is 1. Conversions, value and score are the environment's
+noise-free *expected* figures (exposure probability x true conversion probability of the slots
+won; DESIGN.md's benchmark figures); the realised ones are in ``*_realised`` columns.
+
+Example:
+    >>> from bidenv.analysis import simulate_budget, recommend
+    >>> frame = simulate_budget(budgets=[1000, 2000], target=100, strategies=["pid_cpa"],
+    ...                         days=1, env_id="bidenv/AutoBiddingLite-v0", progress=False)
+    >>> list(frame["budget"])
+    [1000.0, 2000.0]
+    >>> bool((frame["budget_used"] <= 1 + 1e-9).all())
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bidenv.campaign import N_CATEGORIES
+
+#: A budget is "saturated" when the strategy spends less than this share of it ...
+SATURATION_BUDGET_USED = 0.9
+#: ... and spends within this relative gap of the most it spends at any budget tried.
+SPEND_TOLERANCE = 0.05
+#: A marginal CPA/ROI needs extra spend above this share of the budget step (else nan).
+MIN_EXTRA_SPEND = 0.01
+#: Bootstrap resamples of the days for the intervals.
+N_BOOT = 1000
+#: Traffic names accepted by the env (besides a {"feed": share, "search": share} mapping).
+TRAFFIC_NAMES = ("mixed", "feed", "search")
+MAX_BUDGETS = 200
+MAX_DAYS = 10_000
+MAX_BUDGET = 1e9
+DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
+_SPEC_FIELDS = ("budgets", "budget_range", "constraint", "target", "targets", "category",
+                "traffic", "strategies", "days", "seed", "env_id")
+_METRICS = ("spend", "conversions", "value", "score", "budget_used", "spend_feed",
+            "spend_search", "conversions_realised", "value_realised", "score_realised")
+
+
+# --------------------------------------------------------------------------------------------
+# The campaign spec
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BudgetSpec:
+    """What to simulate: one campaign at several budgets (and targets), several strategies.
+
+    Attributes:
+        budgets: Daily budgets for the reference day of 500k opportunities, increasing, each in
+            (0, 1e9]; 1-200 of them. In a file also ``budget_range: {start, stop, num}``
+            (``num`` evenly spaced budgets from ``start`` to ``stop`` inclusive).
+        constraint: ``"cpa"``, ``"roi"`` or ``"budget"`` (spend the budget, no target).
+        targets: Targets of the constraint (target CPA in money per conversion, or target ROI
+            in sales value per unit cost), each > 0; for ``"budget"`` the bid scale. In a file
+            ``target: x`` or ``targets: [x, y]``.
+        category: Advertiser category in ``[0, 8)`` (sets the campaign's pValue level).
+        traffic: ``"mixed"``, ``"feed"``, ``"search"`` or a mapping ``{"feed": share,
+            "search": share}`` of non-negative shares (normalised).
+        strategies: Agent names (``agents.available()``) or ``name:checkpoint`` specs.
+        days: Simulated days per (strategy, target, budget), 1-10,000.
+        seed: Day ``i`` uses ``seed + i``; an integer >= 0.
+        env_id: Gymnasium id of the environment.
+    """
+
+    budgets: tuple = (1000.0, 2000.0, 4000.0, 6000.0, 8000.0)
+    constraint: str = "cpa"
+    targets: tuple = (100.0,)
+    category: int = 3
+    traffic: object = "mixed"
+    strategies: tuple = ("pid_cpa", "online_lp")
+    days: int = 5
+    seed: int = 0
+    env_id: str = "bidenv/AutoBidding-v0"
+
+    def to_dict(self) -> dict:
+        """JSON-friendly dict of the spec (what :func:`parse_spec` reads back)."""
+        d = asdict(self)
+        d["budgets"] = list(self.budgets)
+        d["targets"] = list(self.targets)
+        d["strategies"] = list(self.strategies)
+        d["traffic"] = dict(self.traffic) if isinstance(self.traffic, Mapping) else self.traffic
+        return d
+
+    @property
+    def traffic_label(self) -> str:
+        """A short name of the traffic mix (``mixed``, ``feed``, ``feed 70% / search 30%``)."""
+        if isinstance(self.traffic, str):
+            return self.traffic
+        total = sum(self.traffic.values())
+        return " / ".join(f"{k} {100 * v / total:.0f}%" for k, v in self.traffic.items())
+
+
+def _number(name: str, value, low: float, high: float, *, low_open: bool = True) -> float:
+    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > low if low_open else value >= low)
+    if not (ok and value <= high):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"spec field {name!r} must be a number in {bracket}{low:g}, {high:g}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def _integer(name: str, value, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
+            low <= value <= high):
+        raise ValueError(f"spec field {name!r} must be an integer in [{low}, {high}], "
+                         f"got {value!r}")
+    return int(value)
+
+
+def _budgets(spec: Mapping) -> tuple:
+    if ("budgets" in spec) == ("budget_range" in spec):
+        raise ValueError("spec needs exactly one of 'budgets' (a list of numbers in (0, 1e9]) "
+                         "or 'budget_range' ({start, stop, num})")
+    if "budget_range" in spec:
+        rng = spec["budget_range"]
+        if isinstance(rng, Sequence) and not isinstance(rng, str) and len(rng) == 3:
+            rng = dict(zip(("start", "stop", "num"), rng))
+        if not isinstance(rng, Mapping) or set(rng) != {"start", "stop", "num"}:
+            raise ValueError("spec field 'budget_range' must be {start, stop, num} (or a list "
+                             f"[start, stop, num]), got {rng!r}")
+        start = _number("budget_range.start", rng["start"], 0, MAX_BUDGET)
+        stop = _number("budget_range.stop", rng["stop"], 0, MAX_BUDGET)
+        num = _integer("budget_range.num", rng["num"], 1, MAX_BUDGETS)
+        if num > 1 and not stop > start:
+            raise ValueError(f"spec field 'budget_range' needs stop > start, got start {start:g},"
+                             f" stop {stop:g}")
+        values = np.linspace(start, stop, num) if num > 1 else np.array([start])
+        return tuple(float(round(v, 6)) for v in values)
+    budgets = spec["budgets"]
+    if isinstance(budgets, (int, float)) and not isinstance(budgets, bool):
+        budgets = [budgets]
+    if isinstance(budgets, str) or not isinstance(budgets, Sequence) or not (
+            1 <= len(budgets) <= MAX_BUDGETS):
+        raise ValueError(f"spec field 'budgets' must be a list of 1-{MAX_BUDGETS} numbers in "
+                         f"(0, {MAX_BUDGET:g}], got {budgets!r}")
+    values = [_number(f"budgets[{i}]", b, 0, MAX_BUDGET) for i, b in enumerate(budgets)]
+    if len(set(values)) != len(values):
+        raise ValueError(f"spec field 'budgets' has duplicates: {values}")
+    return tuple(sorted(values))
+
+
+def _traffic(value):
+    if isinstance(value, str):
+        if value not in TRAFFIC_NAMES:
+            raise ValueError(f"spec field 'traffic' must be one of {TRAFFIC_NAMES} or a mapping "
+                             f"{{feed: share, search: share}}, got {value!r}")
+        return value
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"feed", "search"}
+        if unknown or not value:
+            raise ValueError("spec field 'traffic' as a mapping takes shares for 'feed' and "
+                             f"'search' only, got keys {sorted(map(str, value))}")
+        shares = {k: _number(f"traffic.{k}", v, 0, 1e9, low_open=False)
+                  for k, v in value.items()}
+        if sum(shares.values()) <= 0:
+            raise ValueError(f"spec field 'traffic' needs a share > 0, got {dict(value)}")
+        return {k: shares[k] for k in ("feed", "search") if k in shares}
+    raise ValueError(f"spec field 'traffic' must be one of {TRAFFIC_NAMES} or a mapping "
+                     f"{{feed: share, search: share}}, got {value!r}")
+
+
+def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetSpec:
+    """Validate a campaign spec (a mapping, e.g. from a file) into a :class:`BudgetSpec`.
+
+    ``overrides`` (keyword arguments) replace fields of ``spec``; ``None`` values are ignored.
+    Every field is optional except the budgets (see :class:`BudgetSpec` for fields and ranges).
+
+    Raises:
+        ValueError: naming the offending field and the allowed values.
+    """
+    import agents
+
+    if isinstance(spec, BudgetSpec):
+        spec = spec.to_dict()
+    if spec is None:
+        spec = {}
+    if not isinstance(spec, Mapping):
+        raise ValueError(f"a budget spec must be a mapping of fields, got {type(spec).__name__}")
+    data = dict(spec)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in ("budgets", "budget_range"):
+            data.pop("budgets", None)
+            data.pop("budget_range", None)
+        if key in ("target", "targets"):
+            data.pop("target", None)
+            data.pop("targets", None)
+        data[key] = value
+    unknown = sorted(set(map(str, data)) - set(_SPEC_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown spec field(s) {unknown}; allowed: {', '.join(_SPEC_FIELDS)}")
+    budgets = _budgets(data)
+    constraint = data.get("constraint", "cpa")
+    if constraint not in DEFAULT_TARGETS:
+        raise ValueError(f"spec field 'constraint' must be one of {tuple(DEFAULT_TARGETS)}, "
+                         f"got {constraint!r}")
+    if "target" in data and "targets" in data:
+        raise ValueError("spec takes 'target' or 'targets', not both")
+    targets = data.get("targets", data.get("target", DEFAULT_TARGETS[constraint]))
+    name = "targets" if "targets" in data else "target"
+    if not isinstance(targets, Sequence) or isinstance(targets, str):
+        targets = [targets]
+    if not 1 <= len(targets) <= 20:
+        raise ValueError(f"spec field {name!r} must hold 1-20 numbers > 0, got {targets!r}")
+    targets = tuple(dict.fromkeys(_number(name, t, 0, 1e9) for t in targets))
+    category = _integer("category", data.get("category", 3), 0, N_CATEGORIES - 1)
+    strategies = data.get("strategies", ("pid_cpa", "online_lp"))
+    if isinstance(strategies, str):
+        strategies = [s.strip() for s in strategies.split(",") if s.strip()]
+    if not isinstance(strategies, Sequence) or not strategies or not all(
+            isinstance(s, str) and s for s in strategies):
+        raise ValueError("spec field 'strategies' must be a non-empty list of agent names "
+                         f"({', '.join(agents.available())}) or name:checkpoint, "
+                         f"got {strategies!r}")
+    strategies = tuple(dict.fromkeys(strategies))
+    for s in strategies:
+        try:
+            agents.from_spec(s)
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"spec field 'strategies': {exc}") from None
+    days = _integer("days", data.get("days", 5), 1, MAX_DAYS)
+    seed = _integer("seed", data.get("seed", 0), 0, 2**31 - 1)
+    env_id = data.get("env_id", BudgetSpec.env_id)
+    from gymnasium.envs.registration import registry
+
+    import bidenv  # noqa: F401  (registers the environments)
+
+    if env_id not in registry:
+        ids = sorted(k for k in registry if k.startswith("bidenv/"))
+        raise ValueError(f"spec field 'env_id' must be a registered environment ({', '.join(ids)}"
+                         f"), got {env_id!r}")
+    return BudgetSpec(budgets=budgets, constraint=constraint, targets=targets, category=category,
+                      traffic=_traffic(data.get("traffic", "mixed")), strategies=strategies,
+                      days=days, seed=seed, env_id=env_id)
+
+
+def load_spec(path) -> BudgetSpec:
+    """Read and validate a spec from a JSON file, or YAML (``.yaml``/``.yml``, needs PyYAML).
+
+    YAML is parsed with ``yaml.safe_load`` (plain data only, no Python objects).
+
+    Raises:
+        ValueError: for a missing or unparsable file or an invalid spec.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"spec file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:  # pragma: no cover - PyYAML is common but optional
+            raise ValueError(f"reading {path.name} needs PyYAML (pip install pyyaml); or write "
+                             "the spec as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"spec file {path.name} is not valid YAML: {exc}") from None
+    elif path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"spec file {path.name} is not valid JSON: {exc}") from None
+    else:
+        raise ValueError(f"spec file must end in .json, .yaml or .yml, got {path.name!r}")
+    if not isinstance(data, Mapping):
+        raise ValueError(f"spec file {path.name} must hold a mapping of fields, got "
+                         f"{type(data).__name__}")
+    return parse_spec(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Simulating days
+# --------------------------------------------------------------------------------------------
+def make_traffic_source(traffic):
+    """The env's ``traffic`` argument for a spec's traffic (a name or feed/search shares)."""
+    if isinstance(traffic, str):
+        return traffic
+    from bidenv.traffic import FeedTraffic, SearchTraffic, TrafficMix
+
+    kinds = {"feed": FeedTraffic, "search": SearchTraffic}
+    names = [k for k, v in traffic.items() if v > 0]
+    if len(names) == 1:
+        return names[0]
+    return TrafficMix([kinds[k]() for k in names], [traffic[k] for k in names])
+
+
+_ENV_CACHE: dict = {}
+
+
+def _env(env_id: str, traffic):
+    """One env per (id, traffic) per process (building one binds nothing: reset does)."""
+    import gymnasium as gym
+
+    import bidenv  # noqa: F401
+
+    key = (env_id, json.dumps(traffic, sort_keys=True))
+    if key not in _ENV_CACHE:
+        _ENV_CACHE[key] = gym.make(env_id, traffic=make_traffic_source(traffic))
+    return _ENV_CACHE[key]
+
+
+def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", target: float = 100.0,
+                 category: int = 3, traffic="mixed", seed: int = 0,
+                 env_id: str = "bidenv/AutoBidding-v0", trace: bool = False):
+    """Play one day of one campaign with one strategy.
+
+    Args:
+        strategy: Agent name or ``name:checkpoint``.
+        budget: Daily budget for the reference day (scaled to the env's volume).
+        constraint, target, category: The campaign.
+        traffic: ``"mixed"``, ``"feed"``, ``"search"`` or ``{"feed": x, "search": y}``.
+        seed: The day's seed.
+        env_id: Environment id.
+        trace: Also return one row per tick (spend share, traffic share, alpha, ...).
+
+    Returns:
+        A dict of the day's figures (money and counts per reference day; see the module
+        docstring), and with ``trace=True`` a pandas DataFrame of ticks as well.
+    """
+    import agents
+    from bidenv.campaign import budget_scale
+    from bidenv.env import FEATURE_NAMES
+
+    env = _env(env_id, traffic)
+    scale = budget_scale(env.unwrapped.opportunities_per_day)
+    options = {"budget": budget * scale, "constraint": constraint, "category": category,
+               "target_roi" if constraint == "roi" else "target_cpa": target}
+    agent = agents.from_spec(strategy)
+    obs, info = env.reset(seed=seed, options=options)
+    agent.reset(env.unwrapped.agent_campaign.to_dict())
+    update = getattr(agent, "update", None)
+    elapsed_at = FEATURE_NAMES.index("traffic_elapsed")
+    n_ticks = env.unwrapped.n_ticks
+    rows = []
+    while True:
+        action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
+        obs, _, terminated, truncated, info = env.step(action)
+        if update is not None:
+            update(info, env.unwrapped.last_tick_opportunities())
+        if trace:
+            rows.append({"tick": info["tick"], "hour": 24.0 * info["tick"] / n_ticks,
+                         "alpha": info["alpha"], "spend": info["total_cost"] / scale,
+                         "spend_share": info["total_cost"] / info["budget"],
+                         "traffic_share": float(obs[elapsed_at]),
+                         "conversions": info["expected_conversions"] / scale})
+        if terminated or truncated:
+            break
+    by_source = env.unwrapped.agent_cost_by_source
+    day = {
+        "spend": info["total_cost"] / scale,
+        "conversions": info["expected_conversions"] / scale,
+        "value": info["expected_value"] / scale,
+        "score": info["expected_score"] / scale,
+        "budget_used": info["total_cost"] / info["budget"],
+        "spend_feed": float(by_source[0]) / scale,
+        "spend_search": float(by_source[1]) / scale,
+        "conversions_realised": info["total_conversions"] / scale,
+        "value_realised": info["total_value"] / scale,
+        "score_realised": info["score"] / scale,
+        "ticks": info["tick"],
+        "day_scale": scale,
+    }
+    if trace:
+        import pandas as pd
+
+        return day, pd.DataFrame(rows)
+    return day
+
+
+def _run_day(task) -> dict:
+    strategy, target, budget, day, spec = task
+    out = simulate_day(strategy, budget=budget, constraint=spec["constraint"], target=target,
+                       category=spec["category"], traffic=spec["traffic"],
+                       seed=spec["seed"] + day, env_id=spec["env_id"])
+    return {"strategy": strategy, "target": target, "budget": budget, "day": day,
+            "seed": spec["seed"] + day, **out}
+
+
+def _init_worker():
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:  # pragma: no cover - torch is optional for heuristics
+        pass
+
+
+def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
+    """One row per (strategy, target, budget, day): the raw days behind :func:`simulate_budget`.
+
+    Day ``i`` of every row is ``reset(seed=spec.seed + i)``; results do not depend on
+    ``workers`` (each day is played on its own, in a fresh episode of a cached env).
+    """
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    plain = spec.to_dict()
+    tasks = [(s, t, b, d, plain) for s in spec.strategies for t in spec.targets
+             for b in spec.budgets for d in range(spec.days)]
+    rows = []
+    with tqdm(total=len(tasks), desc="simulating days", unit="day",
+              disable=not progress) as bar:
+        if workers == 1:
+            for task in tasks:
+                rows.append(_run_day(task))
+                bar.update()
+        else:
+            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
+                for row in pool.map(_run_day, tasks, chunksize=1):
+                    rows.append(row)
+                    bar.update()
+    frame = pd.DataFrame(rows)
+    frame.insert(1, "constraint", spec.constraint)
+    return frame
+
+
+# --------------------------------------------------------------------------------------------
+# Summaries: means, paired bootstrap intervals, marginal CPA/ROI
+# --------------------------------------------------------------------------------------------
+def marginal_rates(spend, conversions, value, budgets=None, *,
+                   min_extra_spend: float = MIN_EXTRA_SPEND):
+    """Marginal CPA and ROI along increasing budgets (last axis), from zero spend upward.
+
+    Between budget ``j-1`` and ``j`` (with an implicit budget 0 that spends and earns nothing
+    before the first): ``marginal_cpa = (spend_j - spend_{j-1}) / (conv_j - conv_{j-1})`` and
+    ``marginal_roi = (value_j - value_{j-1}) / (spend_j - spend_{j-1})``. Where the extra spend
+    buys no extra conversions the marginal CPA is ``inf``; where spend grows by no more than
+    ``min_extra_spend`` times the budget step (``budgets`` given; else by no more than 1e-9),
+    both are ``nan``: the strategy did not spend the extra budget, and a ratio of two tiny
+    differences would be noise.
+
+    Returns:
+        ``(marginal_cpa, marginal_roi)``, arrays of the input shape.
+    """
+    spend, conv, val = (np.asarray(x, dtype=np.float64) for x in (spend, conversions, value))
+    pad = [(0, 0)] * (spend.ndim - 1) + [(1, 0)]
+    d_spend, d_conv, d_val = (np.diff(np.pad(x, pad), axis=-1) for x in (spend, conv, val))
+    eps = 1e-9
+    if budgets is not None:
+        steps = np.diff(np.concatenate([[0.0], np.asarray(budgets, dtype=np.float64)]))
+        eps = np.maximum(min_extra_spend * steps, eps)
+    extra = d_spend > eps
+    bought = d_conv > 1e-12
+    safe_spend = np.where(extra, d_spend, 1.0)
+    cpa = np.where(extra, np.where(bought, d_spend / np.where(bought, d_conv, 1.0), np.inf),
+                   np.nan)
+    roi = np.where(extra, d_val / safe_spend, np.nan)
+    return cpa, roi
+
+
+def _ratio(num, den):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0),
+                        np.where(num > 0, np.inf, np.nan))
+
+
+def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0):
+    """Per (strategy, target, budget): means over days with paired bootstrap intervals.
+
+    CPA and ROI are ratios of the means (total spend / total conversions over the days), not
+    means of daily ratios, so a day without conversions does not make them infinite. Intervals
+    are percentile intervals over ``n_boot`` resamples of the days, the same resample for all
+    budgets of a (strategy, target), so marginal intervals are paired (common random numbers).
+    """
+    import pandas as pd
+
+    rows = []
+    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+    for (strategy, target), g in days_frame.groupby(["strategy", "target"], sort=False):
+        budgets = np.sort(g["budget"].unique())
+        n_days = g["day"].nunique()
+        wide = {m: g.pivot(index="budget", columns="day", values=m).loc[budgets].to_numpy()
+                for m in _METRICS}  # (B, D)
+        rng = np.random.default_rng(seed)
+        idx = rng.integers(0, n_days, size=(n_boot, n_days)) if n_days > 1 else None
+        mean, boot = {}, {}
+        for m in _METRICS:
+            mean[m] = wide[m].mean(axis=1)
+            # (B, n_boot): the same resampled days for every budget (paired).
+            boot[m] = wide[m][:, idx].mean(axis=2) if idx is not None else mean[m][:, None]
+        mean["cpa"], boot["cpa"] = (_ratio(mean["spend"], mean["conversions"]),
+                                    _ratio(boot["spend"], boot["conversions"]))
+        mean["roi"], boot["roi"] = (_ratio(mean["value"], mean["spend"]),
+                                    _ratio(boot["value"], boot["spend"]))
+        mean["marginal_cpa"], mean["marginal_roi"] = marginal_rates(
+            mean["spend"], mean["conversions"], mean["value"], budgets)
+        mb_cpa, mb_roi = marginal_rates(boot["spend"].T, boot["conversions"].T, boot["value"].T,
+                                        budgets)
+        boot["marginal_cpa"], boot["marginal_roi"] = mb_cpa.T, mb_roi.T
+        with np.errstate(invalid="ignore"):
+            feed_share = _ratio(mean["spend_feed"], mean["spend_feed"] + mean["spend_search"])
+        for j, budget in enumerate(budgets):
+            row = {"strategy": strategy, "constraint": g["constraint"].iloc[0],
+                   "target": target, "budget": float(budget), "days": n_days}
+            for m in ("spend", "conversions", "value", "cpa", "roi", "score", "budget_used",
+                      "marginal_cpa", "marginal_roi"):
+                row[m] = float(mean[m][j])
+                b = boot[m][j]
+                b = b[np.isfinite(b)] if np.isfinite(mean[m][j]) else b[:0]
+                lo, hi = (np.quantile(b, [lo_q, hi_q]) if len(b) else (math.nan, math.nan))
+                row[f"{m}_lo"], row[f"{m}_hi"] = float(lo), float(hi)
+            row["feed_share_of_spend"] = float(feed_share[j])
+            row["search_share_of_spend"] = (float(1 - feed_share[j])
+                                            if np.isfinite(feed_share[j]) else math.nan)
+            for m in ("conversions_realised", "value_realised", "score_realised"):
+                row[m] = float(mean[m][j])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def simulate_budget(spec: Mapping | BudgetSpec | None = None, *, workers: int = 1,
+                    progress: bool = True, return_days: bool = False, **fields):
+    """Simulate a campaign at each budget (and target) with each strategy; one row each.
+
+    Args:
+        spec: A :class:`BudgetSpec` or a mapping of its fields (e.g. from :func:`load_spec`).
+        workers: Processes playing days in parallel; the result does not depend on it.
+        progress: Show a progress bar over simulated days.
+        return_days: Also return the per-day frame.
+        **fields: Spec fields given directly (override ``spec``): ``budgets`` or
+            ``budget_range``, ``constraint``, ``target`` or ``targets``, ``category``,
+            ``traffic``, ``strategies``, ``days``, ``seed``, ``env_id``.
+
+    Returns:
+        A pandas DataFrame, one row per (strategy, target, budget), ordered by strategy (as
+        given), target and budget, with columns ``strategy, constraint, target, budget, days``,
+        then ``spend, conversions, value, cpa, roi, score, budget_used, marginal_cpa,
+        marginal_roi`` each with ``_lo``/``_hi`` (95% bootstrap interval over days),
+        ``feed_share_of_spend, search_share_of_spend`` and the realised conversions, value and
+        score; ``frame.attrs["spec"]`` holds the spec. With ``return_days``: ``(frame, days)``.
+
+    Raises:
+        ValueError: for an invalid spec (naming the field) or ``workers``.
+    """
+    spec = parse_spec(spec, **fields)
+    days = simulate_days(spec, workers=workers, progress=progress)
+    frame = summarise_days(days, seed=spec.seed)
+    order = {s: i for i, s in enumerate(spec.strategies)}
+    frame = frame.sort_values(["strategy", "target", "budget"],
+                              key=lambda c: c.map(order) if c.name == "strategy" else c,
+                              kind="stable").reset_index(drop=True)
+    frame.insert(5, "traffic", spec.traffic_label)
+    frame.attrs["spec"] = spec.to_dict()
+    return (frame, days) if return_days else frame
+
+
+# --------------------------------------------------------------------------------------------
+# Recommendation
+# --------------------------------------------------------------------------------------------
+def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
+              spend_tolerance: float = SPEND_TOLERANCE):
+    """Per (strategy, target): the budget to run at and the budget beyond which spend stalls.
+
+    * ``recommended_budget``: the largest budget up to which the marginal CPA stays at or under
+      the target at every step from the smallest budget (for ROI campaigns: the marginal ROI
+      stays at or above it; steps with no extra spend, a nan marginal, neither break nor extend
+      the run). ``nan`` when already the first budget's CPA (its marginal from zero) misses the
+      target. Budget-only campaigns have no target: the recommendation is the saturation
+      budget's neighbour below (the largest budget still spent).
+    * ``saturation_budget``: the budget beyond which the strategy cannot spend more: the
+      smallest budget, short of the largest tried, at which it spends less than
+      ``saturation`` (default 90%) of the budget *and* already within ``spend_tolerance``
+      (5%) of the most it spends at any larger budget. ``nan`` when no budget qualifies
+      (every budget is spent, or spend still grows up to the largest budget tried).
+    * ``max_spend``: the largest mean spend seen.
+
+    Args:
+        frame: Output of :func:`simulate_budget` (columns ``strategy, constraint, target,
+            budget, spend, budget_used, marginal_cpa, marginal_roi``).
+        saturation: Share of the budget below which a budget counts as not spent, in (0, 1].
+        spend_tolerance: Relative gap to the largest spend within which spend has stalled.
+
+    Returns:
+        A DataFrame with ``strategy, target, recommended_budget, marginal_at_recommended,
+        saturation_budget, max_spend, message``.
+    """
+    import pandas as pd
+
+    if not (isinstance(saturation, (int, float)) and 0 < saturation <= 1):
+        raise ValueError(f"saturation must be a number in (0, 1], got {saturation!r}")
+    if not (isinstance(spend_tolerance, (int, float)) and 0 <= spend_tolerance < 1):
+        raise ValueError(f"spend_tolerance must be a number in [0, 1), got {spend_tolerance!r}")
+    missing = {"strategy", "constraint", "target", "budget", "spend", "budget_used",
+               "marginal_cpa", "marginal_roi"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"frame lacks columns {sorted(missing)} (use simulate_budget's output)")
+    rows = []
+    for (strategy, target), g in frame.groupby(["strategy", "target"], sort=False):
+        g = g.sort_values("budget")
+        constraint = g["constraint"].iloc[0]
+        budgets = g["budget"].to_numpy(dtype=float)
+        used = g["budget_used"].to_numpy(dtype=float)
+        spend = g["spend"].to_numpy(dtype=float)
+        most_from_here = np.maximum.accumulate(spend[::-1])[::-1]
+        stalled = np.flatnonzero((used < saturation)
+                                 & (spend >= (1 - spend_tolerance) * most_from_here))
+        stalled = stalled[stalled < len(budgets) - 1]  # a larger budget must confirm it
+        saturation_budget = float(budgets[stalled[0]]) if len(stalled) else math.nan
+        if constraint == "budget":
+            marginal = np.full(len(g), math.nan)
+            ok = used >= saturation
+            kind = None
+        else:
+            kind = "roi" if constraint == "roi" else "cpa"
+            marginal = g[f"marginal_{kind}"].to_numpy(dtype=float)
+            ok = marginal >= target if kind == "roi" else marginal <= target
+            ok = ok | np.isnan(marginal)
+        run = 0
+        while run < len(ok) and ok[run]:
+            run += 1
+        # Only a budget whose own step is a real (non-nan) pass counts as recommended; nan steps
+        # in the run carry no evidence on their own.
+        if kind is not None:
+            passing = [j for j in range(run) if np.isfinite(marginal[j])]
+        else:
+            passing = list(range(run))
+        best = passing[-1] if passing else None
+        recommended = float(budgets[best]) if best is not None else math.nan
+        at = float(marginal[best]) if best is not None else math.nan
+        rows.append({"strategy": strategy, "constraint": constraint, "target": float(target),
+                     "recommended_budget": recommended, "marginal_at_recommended": at,
+                     "saturation_budget": saturation_budget,
+                     "max_spend": float(g["spend"].max()),
+                     "message": _message(strategy, constraint, target, recommended, at,
+                                         saturation_budget, used, budgets, g, saturation)})
+    return pd.DataFrame(rows)
+
+
+def _message(strategy, constraint, target, recommended, at, saturation_budget, used, budgets,
+             g, saturation) -> str:
+    label = {"cpa": "CPA", "roi": "ROI"}.get(constraint)
+    head = f"{strategy}" + (f" at target {label} {target:g}" if label else " (budget only)")
+    if label is None:
+        first = (f"spends the budget up to {recommended:,.0f}" if math.isfinite(recommended)
+                 else f"spends under {100 * saturation:.0f}% of every budget tried")
+    elif math.isfinite(recommended):
+        sign = ">=" if constraint == "roi" else "<="
+        first = (f"raise the budget up to {recommended:,.0f} (marginal {label} {at:,.3g} "
+                 f"{sign} {target:g})")
+    else:
+        first = (f"even the smallest budget ({budgets[0]:,.0f}) misses the target {label} at "
+                 "the margin")
+    if math.isfinite(saturation_budget):
+        j = int(np.flatnonzero(budgets == saturation_budget)[0])
+        second = (f"from {saturation_budget:,.0f} on it cannot spend more (uses "
+                  f"{100 * used[j]:.0f}% of it; at most {g['spend'].max():,.0f} spent)")
+    elif np.all(used >= saturation):
+        second = f"it spends at least {100 * saturation:.0f}% of every budget tried"
+    else:
+        second = (f"its spend still grows up to the largest budget tried (uses "
+                  f"{100 * used[-1]:.0f}% of {budgets[-1]:,.0f})")
+    return f"{head}: {first}; {second}."

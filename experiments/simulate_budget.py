@@ -1,0 +1,148 @@
+"""``bidenv simulate-budget``: a campaign at several budgets, as a table, figures and advice.
+
+Writes to ``--out``: ``budget_simulation.csv`` (one row per strategy x target x budget, see
+:func:`bidenv.analysis.simulate_budget`), ``days.csv`` (the simulated days behind it),
+``recommendation.csv``, ``spec.json`` (the resolved spec, to rerun it with ``--spec``) and the
+figures ``roi_curve.png``, ``marginal_cpa.png`` (``marginal_roi.png`` for ROI campaigns),
+``cpa_vs_budget.png`` (``roi_vs_budget.png``), ``budget_used.png`` and ``pacing.png`` (one day
+of the first strategy at the middle budget); then prints the recommendation.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+#: Files the command writes (figures depend on the constraint; see :func:`output_files`).
+TABLES = ("budget_simulation.csv", "days.csv", "recommendation.csv", "spec.json")
+
+
+def output_files(constraint: str) -> list[str]:
+    """Names of every file :func:`run_simulate_budget` writes for a campaign constraint."""
+    kind = "roi" if constraint == "roi" else "cpa"
+    return [*TABLES, "roi_curve.png", f"marginal_{kind}.png", f"{kind}_vs_budget.png",
+            "budget_used.png", "pacing.png"]
+
+
+def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
+    """The budget figures of a :func:`~bidenv.analysis.simulate_budget` frame, as PNGs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bidenv import plots
+    from bidenv.analysis import simulate_day
+    from experiments.io import atomic_save_figure
+
+    kind = "roi" if spec.constraint == "roi" else "cpa"
+    y = "value" if kind == "roi" else "conversions"
+    written = []
+    drawers = [("roi_curve.png", lambda ax: plots.roi_curve(frame, y=y, ax=ax)),
+               (f"marginal_{kind}.png", lambda ax: plots.marginal_curve(frame, kind=kind, ax=ax)),
+               (f"{kind}_vs_budget.png", lambda ax: plots.cpa_vs_budget(frame, kind=kind, ax=ax)),
+               ("budget_used.png", lambda ax: plots.budget_used_curve(frame, ax=ax))]
+    for name, draw in drawers:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        draw(ax)
+        written.append(atomic_save_figure(fig, out / f"{prefix}{name}"))
+    budget = spec.budgets[len(spec.budgets) // 2]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for strategy in spec.strategies:
+        _, trace = simulate_day(strategy, budget=budget, constraint=spec.constraint,
+                                target=spec.targets[0], category=spec.category,
+                                traffic=spec.traffic, seed=spec.seed, env_id=spec.env_id,
+                                trace=True)
+        plots.pacing(trace, ax=ax, label=strategy, show_traffic=strategy == spec.strategies[-1])
+    ax.set_title(f"Pacing on day 0 at budget {budget:,.0f}")
+    written.append(atomic_save_figure(fig, out / f"{prefix}pacing.png"))
+    return written
+
+
+def _numbers(flag: str, text: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}")
+    return values
+
+
+def fields_from_args(args) -> dict:
+    """Spec fields from the parsed command-line flags (``None`` for flags not given)."""
+    fields = {"constraint": args.constraint, "category": args.category, "days": args.days,
+              "seed": args.seed, "env_id": args.env, "strategies": args.strategies}
+    if args.budgets is not None and args.budget_range is not None:
+        raise ValueError("give --budgets or --budget-range, not both")
+    if args.budgets is not None:
+        fields["budgets"] = _numbers("--budgets", args.budgets)
+    if args.budget_range is not None:
+        parts = args.budget_range.split(":")
+        try:
+            start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
+        except (ValueError, IndexError):
+            raise ValueError(f"--budget-range must be START:STOP:NUM like 1000:8000:8, got "
+                             f"{args.budget_range!r}") from None
+        if len(parts) != 3:
+            raise ValueError(f"--budget-range must be START:STOP:NUM, got {args.budget_range!r}")
+        fields["budget_range"] = {"start": start, "stop": stop, "num": num}
+    if args.target is not None:
+        fields["targets"] = _numbers("--target", args.target)
+    if args.traffic is not None:
+        if "=" in args.traffic:
+            shares = {}
+            for part in args.traffic.split(","):
+                key, _, value = part.partition("=")
+                try:
+                    shares[key.strip()] = float(value)
+                except ValueError:
+                    raise ValueError(f"--traffic shares must look like feed=0.7,search=0.3, got "
+                                     f"{args.traffic!r}") from None
+            fields["traffic"] = shares
+        else:
+            fields["traffic"] = args.traffic
+    return fields
+
+
+def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = True, **fields):
+    """The ``bidenv simulate-budget`` command; returns (frame, recommendation).
+
+    Args:
+        spec: A spec mapping, a :class:`~bidenv.analysis.BudgetSpec` or a path to a JSON/YAML
+            spec file; ``fields`` override it (``None`` values are ignored).
+        out: Output folder.
+        workers: Processes for the simulated days (the results do not depend on it).
+        progress: Show a progress bar.
+    """
+    import pandas as pd
+
+    from bidenv.analysis import load_spec, parse_spec, recommend, simulate_budget
+    from experiments.io import atomic_write_csv, atomic_write_json
+
+    start = time.perf_counter()
+    if isinstance(spec, (str, Path)):
+        spec = load_spec(spec)
+    spec = parse_spec(spec, **fields)
+    out = Path(out)
+    label = {"cpa": "target CPA", "roi": "target ROI", "budget": "bid scale"}[spec.constraint]
+    print(f"bidenv simulate-budget: {spec.env_id}, category {spec.category}, traffic "
+          f"{spec.traffic_label}, {label} {', '.join(f'{t:g}' for t in spec.targets)}; "
+          f"{len(spec.budgets)} budgets x {len(spec.strategies)} strategies x {spec.days} days")
+    frame, days = simulate_budget(spec, workers=workers, progress=progress, return_days=True)
+    advice = recommend(frame)
+    atomic_write_csv(out / "budget_simulation.csv", frame)
+    atomic_write_csv(out / "days.csv", days)
+    atomic_write_csv(out / "recommendation.csv", advice)
+    atomic_write_json(out / "spec.json", spec.to_dict())
+    write_figures(frame, spec, out)
+    cols = ["strategy", "target", "budget", "spend", "conversions", "value", "cpa", "roi",
+            "budget_used", "marginal_cpa", "marginal_roi"]
+    with pd.option_context("display.width", 140, "display.max_columns", 20):
+        print(frame[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+    print("\nRecommendation:")
+    for message in advice["message"]:
+        print(f"  {message}")
+    print(f"\nwrote {', '.join(output_files(spec.constraint))} to {out}/ in "
+          f"{time.perf_counter() - start:.1f} s")
+    return frame, advice
