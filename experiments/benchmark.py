@@ -1,60 +1,189 @@
-"""``bidenv benchmark``: train the RL agents, then evaluate them with the heuristics.
+"""``bidenv benchmark``: collect data, train every agent, evaluate all of them on held-out days.
 
-Presets:
+One command produces the project's leaderboard::
 
-* ``smoke``: PPO for a few thousand steps on ``AutoBiddingLite-v0``, evaluated with the
-  heuristics on 3 held-out days of the ``smoke`` scenario (a CI-sized check that the whole
-  pipeline runs);
-* ``full``: PPO, SAC and TD3 on ``AutoBiddingLite-v0``, evaluated with the heuristics on 10
-  held-out days of every scenario of the ``default`` preset.
+    bidenv benchmark --preset full --out results/full --readme README.md
 
-Training uses seed ``S`` (its environments are seeded ``S, S+1, ...`` once and then run on);
-evaluation days are ``reset(seed=S + 1_000_000 + i)``, disjoint from anything training reset
-to. The outputs are the leaderboard files of ``bidenv evaluate`` plus each agent's run folder
-under ``DIR/runs``.
+Steps (each skipped when its output already exists with the same settings, so an interrupted
+benchmark re-run with the same command picks up where it stopped):
+
+1. collect the offline dataset (``DIR/data.parquet``) with the heuristic behaviour mix;
+2. train the online RL agents (stable-baselines3) and every offline agent for each training
+   seed (``DIR/runs/<agent>/seed<k>``), in parallel processes with ``--workers``;
+3. evaluate the heuristics and every trained run with :func:`experiments.evaluate.evaluate`
+   on days ``reset(seed=S + 1_000_000 + i)``, disjoint from the data's days (``S + i``) and
+   from training-time evaluation; runs of one agent over several training seeds are pooled
+   under the agent's name;
+4. write ``episodes.csv``, ``leaderboard.csv/.md``, the figures and ``benchmark.json``
+   (settings and timings); with ``--readme``, splice the leaderboard into that file between
+   ``<!-- leaderboard:start -->`` and ``<!-- leaderboard:end -->``.
+
+Presets: ``smoke`` is a pipeline check sized for CI (tiny data, a few hundred steps);
+``full`` is the real benchmark (sized to finish within an hour on 2 cores).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 EVAL_SEED_OFFSET = 1_000_000
 HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
+OFFLINE_AGENTS = ["bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"]
 PRESETS = {
-    "smoke": {"env_id": "bidenv/AutoBiddingLite-v0", "algos": {"ppo": 2048}, "episodes": 3,
-              "scenarios": "smoke"},
-    "full": {"env_id": "bidenv/AutoBiddingLite-v0",
-             "algos": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "episodes": 10,
-             "scenarios": "default"},
+    "smoke": {
+        "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 24,
+        "sb3": {"ppo": 1024}, "sb3_seeds": 1,
+        "offline": {name: 30 for name in OFFLINE_AGENTS}, "offline_seeds": 1,
+        "offline_config": {"batch_size": 32}, "episodes": 2, "scenarios": "smoke",
+    },
+    "full": {
+        "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 600,
+        "sb3": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "sb3_seeds": 1,
+        "offline": {"bc": 3000, "iql": 5000, "cql": 5000, "dt": 3000, "gave": 3000,
+                    "gave_stable": 3000, "gas": 3000},
+        "offline_seeds": 2, "offline_config": {}, "episodes": 10, "scenarios": "default",
+    },
 }
 
 
+def _train_job(job) -> tuple[str, float]:
+    """Worker: one training run; returns (run dir, seconds). Skips finished runs."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    kind, name, steps, seed, run_dir, data, env_id, config = job
+    run_dir = Path(run_dir)
+    done_file = run_dir / "benchmark_done.json"
+    want = {"agent": name, "steps": steps, "seed": seed, "config": config}
+    if done_file.is_file() and json.loads(done_file.read_text()) == want:
+        return str(run_dir), 0.0
+    start = time.perf_counter()
+    if kind == "sb3":
+        from agents.sb3 import TrainConfig, train
+
+        train(TrainConfig(algo=name, env_id=env_id, timesteps=steps, seed=seed), run_dir,
+              progress=False)
+    else:
+        import agents
+        from agents.common import fit
+
+        fit(agents.make(name, **config), data, steps=steps, seed=seed, out=run_dir,
+            checkpoint_every=max(steps // 4, 1), progress=False)
+    from experiments.io import atomic_write_json
+
+    atomic_write_json(done_file, want)
+    return str(run_dir), time.perf_counter() - start
+
+
+def splice_readme(readme, markdown: str, command: str) -> None:
+    """Replace the README's leaderboard block (between the two markers) by ``markdown``."""
+    from experiments.io import atomic_write_text
+
+    readme = Path(readme)
+    text = readme.read_text()
+    start, end = "<!-- leaderboard:start -->", "<!-- leaderboard:end -->"
+    if start not in text or end not in text:
+        raise ValueError(f"readme: {readme} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    block = f"{start}\n*Generated by `{command}`.*\n\n{markdown.strip()}\n{end}"
+    atomic_write_text(readme, head + block + tail)
+
+
 def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1,
-                  progress: bool = True):
-    """Train every RL agent of the preset and evaluate all agents; returns the leaderboard."""
-    from agents.sb3 import TrainConfig, train
-    from experiments.evaluate import run_evaluate
+                  progress: bool = True, readme=None, agents_subset=None):
+    """Collect, train and evaluate per the preset; returns the leaderboard frame."""
+    from tqdm.auto import tqdm
+
+    from bidenv.offline import collect, load_dataset, save_dataset
+    from experiments.evaluate import evaluate, leaderboard_markdown, write_results
     from experiments.io import atomic_write_json
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     spec = PRESETS[preset]
     out = Path(out)
+    timings: dict = {}
     start = time.perf_counter()
-    trained = []
-    for algo, steps in spec["algos"].items():
-        run_dir = out / "runs" / algo
-        print(f"training {algo} for {steps:,} steps on {spec['env_id']} (seed {seed})")
-        train(TrainConfig(algo=algo, env_id=spec["env_id"], timesteps=steps, seed=seed),
-              run_dir, progress=progress)
-        trained.append(f"{algo}:{run_dir}")
-    train_seconds = time.perf_counter() - start
-    board = run_evaluate(HEURISTICS + trained, episodes=spec["episodes"],
-                         seed=seed + EVAL_SEED_OFFSET, scenarios=spec["scenarios"], out=out,
-                         env_id=spec["env_id"], workers=workers, progress=progress)
+
+    # 1. data
+    data = out / "data.parquet"
+    want_meta = {"episodes": spec["collect_episodes"], "seed": seed, "env_id": spec["env_id"]}
+    have = None
+    if data.is_file():
+        _, meta = load_dataset(data)
+        have = {k: meta.get(k) for k in want_meta}
+    if have != want_meta:
+        t0 = time.perf_counter()
+        frame = collect(episodes=spec["collect_episodes"], seed=seed, env_id=spec["env_id"],
+                        workers=workers, progress=progress)
+        save_dataset(frame, data)
+        timings["collect_seconds"] = time.perf_counter() - t0
+
+    # 2. training jobs
+    jobs = []
+    for algo, steps in spec["sb3"].items():
+        for k in range(spec["sb3_seeds"]):
+            jobs.append(("sb3", algo, steps, seed + k, str(out / "runs" / algo / f"seed{k}"),
+                         None, spec["env_id"], {}))
+    for name, steps in spec["offline"].items():
+        for k in range(spec["offline_seeds"]):
+            jobs.append(("offline", name, steps, seed + k, str(out / "runs" / name / f"seed{k}"),
+                         str(data), spec["env_id"], dict(spec["offline_config"])))
+    if agents_subset is not None:
+        jobs = [j for j in jobs if j[1] in agents_subset]
+    t0 = time.perf_counter()
+    train_seconds = {}
+    bar = tqdm(total=len(jobs), desc="training", unit="run", disable=not progress)
+    if workers == 1:
+        results = []
+        for job in jobs:
+            results.append(_train_job(job))
+            bar.update()
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            results = []
+            for r in pool.map(_train_job, jobs):
+                results.append(r)
+                bar.update()
+    bar.close()
+    for job, (run_dir, secs) in zip(jobs, results):
+        train_seconds[f"{job[1]}/seed{Path(run_dir).name[4:]}"] = secs
+    timings["train_wall_seconds"] = time.perf_counter() - t0
+
+    # 3. evaluation: each run under its own spec, then pooled by agent name
+    specs = [h for h in HEURISTICS if agents_subset is None or h in agents_subset]
+    specs += [f"{job[1]}:{job[4]}" for job in jobs]
+    t0 = time.perf_counter()
+    frame, traces = evaluate(specs, episodes=spec["episodes"], seed=seed + EVAL_SEED_OFFSET,
+                             scenarios=spec["scenarios"], env_id=spec["env_id"],
+                             workers=workers, progress=progress)
+    timings["evaluate_seconds"] = time.perf_counter() - t0
+    frame["run"] = frame["agent"]
+    frame["agent"] = frame["agent"].str.split(":", n=1).str[0]
+    if len(traces):
+        traces["agent"] = traces["agent"].astype(str).str.split(":", n=1).str[0]
+        traces = traces.drop_duplicates(["agent", "scenario", "episode", "tick"])
+    board = write_results(frame, traces, out, echo=progress)
+    timings["total_seconds"] = time.perf_counter() - start
     atomic_write_json(out / "benchmark.json", {
         "preset": preset, "seed": seed, "eval_seed": seed + EVAL_SEED_OFFSET,
-        "train_seconds": train_seconds, "total_seconds": time.perf_counter() - start,
-        **{k: v for k, v in spec.items()}})
+        "workers": workers, "cpu_count": os.cpu_count(), **timings,
+        "train_seconds": train_seconds, "settings": spec})
+    if readme is not None:
+        command = f"bidenv benchmark --preset {preset} --seed {seed} --out {out}"
+        minutes = timings["total_seconds"] / 60
+        md = leaderboard_markdown(board)
+        md += (f"\n\nAgents trained on {spec['env_id']}; {spec['episodes']} held-out days per "
+               f"scenario; offline agents pooled over {spec['offline_seeds']} training seeds. "
+               f"Whole run: {minutes:.0f} min with {workers} worker(s) on "
+               f"{os.cpu_count()} cores.")
+        splice_readme(readme, md, command + " --readme README.md")
     return board

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+SB3_ALGOS = ("ppo", "sac", "td3")
+OFFLINE_AGENTS = ("bc", "iql", "cql", "dt", "gave", "gave_stable", "gas")
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -20,12 +23,38 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bidenv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    q = sub.add_parser("quickstart", help="simulate held-out days for the built-in bidders and "
-                       "print a per-strategy summary (the main job)")
-    q.add_argument("--episodes", type=_positive_int, default=3, help="days per strategy")
+    q = sub.add_parser("quickstart", help="the main job: heuristic bidders on held-out days "
+                       "(leaderboard vs the oracle) and a budget sweep with ROI curves")
+    q.add_argument("--episodes", type=_positive_int, default=3,
+                   help="held-out days per bidder")
+    q.add_argument("--budget-days", type=_positive_int, default=5,
+                   help="simulated days per budget in the sweep")
     q.add_argument("--seed", type=int, default=1000, help="first episode seed")
     q.add_argument("--env", default="bidenv/AutoBidding-v0", help="environment id")
-    q.add_argument("--out", default=None, help="folder for summary.csv and episodes.csv")
+    q.add_argument("--workers", type=_positive_int, default=None,
+                   help="parallel processes (default: up to 2)")
+    q.add_argument("--out", default="bidenv-quickstart", help="output folder")
+
+    s = sub.add_parser("simulate-budget", help="a campaign at several budgets: spend, "
+                       "conversions, CPA/ROI and marginal CPA per budget, ROI curves, advice")
+    s.add_argument("--spec", default=None, help="campaign spec file (JSON, or YAML with PyYAML);"
+                   " the flags below override it")
+    s.add_argument("--budgets", default=None, help="comma-separated daily budgets, e.g. "
+                   "1000,2000,4000 (reference day of 500k opportunities)")
+    s.add_argument("--budget-range", default=None, help="START:STOP:NUM evenly spaced budgets")
+    s.add_argument("--constraint", default=None, choices=["cpa", "roi", "budget"])
+    s.add_argument("--target", default=None, help="target CPA or ROI; comma-separated for "
+                   "several")
+    s.add_argument("--category", type=int, default=None, help="advertiser category 0-7")
+    s.add_argument("--traffic", default=None, help="mixed, feed, search, or shares like "
+                   "feed=0.7,search=0.3")
+    s.add_argument("--strategies", default=None, help="comma-separated agents (default "
+                   "pid_cpa,online_lp)")
+    s.add_argument("--days", type=_positive_int, default=None, help="days per budget")
+    s.add_argument("--seed", type=int, default=None, help="day i uses seed + i")
+    s.add_argument("--env", default=None, help="environment id (default bidenv/AutoBidding-v0)")
+    s.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    s.add_argument("--out", required=True, help="output folder")
 
     b = sub.add_parser("bench", help="opportunities per second: bare auction kernel vs a full "
                        "environment day")
@@ -49,22 +78,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     e.add_argument("--out", required=True, help="output folder")
 
-    t = sub.add_parser("train", help="train an online RL agent (stable-baselines3)")
-    t.add_argument("algo", choices=["ppo", "sac", "td3"])
-    t.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
-    t.add_argument("--timesteps", type=_positive_int, default=20_000)
+    t = sub.add_parser("train", help="train an agent: online RL (ppo, sac, td3) in the "
+                       "simulator, or an offline agent (bc, iql, cql, dt, gave, gave_stable, gas) "
+                       "on a dataset from `bidenv collect`")
+    t.add_argument("algo", metavar="AGENT", choices=list(SB3_ALGOS) + list(OFFLINE_AGENTS),
+                   help=f"one of {', '.join(list(SB3_ALGOS) + list(OFFLINE_AGENTS))}")
+    t.add_argument("--out", required=True, help="run folder (checkpoint, config, TensorBoard)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--env", default="bidenv/AutoBiddingLite-v0",
+                   help="environment id (online RL; offline: periodic evaluation)")
+    t.add_argument("--timesteps", type=_positive_int, default=20_000, help="online RL steps")
     t.add_argument("--n-envs", type=_positive_int, default=4, help="parallel envs (PPO)")
     t.add_argument("--net-arch", default="64,64", help="hidden layer sizes, e.g. 64,64")
     t.add_argument("--learning-rate", type=float, default=3e-4)
-    t.add_argument("--out", required=True, help="run folder (model.zip, policy.pt, config.json)")
+    t.add_argument("--data", help="offline agents: dataset (.parquet) from bidenv collect")
+    t.add_argument("--steps", type=_positive_int, default=3000,
+                   help="offline agents: gradient steps")
+    t.add_argument("--resume", action="store_true",
+                   help="offline agents: continue from OUT/checkpoint (same data and config)")
+    t.add_argument("--eval-every", type=int, default=0,
+                   help="offline agents: evaluate in the simulator every N steps (0: never)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="offline agents: override a config field (JSON value), repeatable")
 
     m = sub.add_parser("benchmark", help="train the RL agents and evaluate them with the "
                        "heuristics on held-out seeds")
     m.add_argument("--preset", choices=["smoke", "full"], default="smoke")
     m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--workers", type=_positive_int, default=1)
+    m.add_argument("--workers", type=_positive_int, default=1,
+                   help="parallel processes for collection, training and evaluation")
     m.add_argument("--out", required=True)
+    m.add_argument("--readme", default=None,
+                   help="splice the leaderboard into this Markdown file (between "
+                   "<!-- leaderboard:start --> and <!-- leaderboard:end -->)")
 
     r = sub.add_parser("traffic-report", help="figures and a summary of the traffic generators")
     r.add_argument("--out", required=True)
@@ -72,6 +118,24 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--traffic", default="mixed", choices=["mixed", "feed", "search"])
     r.add_argument("--opportunities", type=_positive_int, default=500_000)
     r.add_argument("--advertisers", type=_positive_int, default=48)
+
+    c = sub.add_parser("collect", help="log simulated days of a behaviour mix as an offline "
+                       "dataset (Parquet)")
+    c.add_argument("--episodes", type=_positive_int, required=True, help="days to log")
+    c.add_argument("--behavior", default="mix",
+                   help="'mix' (the default heuristic mix), an agent name, or name=w,name=w")
+    c.add_argument("--seed", type=int, default=0, help="day i uses seed + i")
+    c.add_argument("--noise", type=float, default=0.3,
+                   help="exploration: per-day sigma ~ U(0, noise) of log-normal alpha noise")
+    c.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
+    c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    c.add_argument("--out", required=True, help="output file, e.g. data.parquet")
+
+    a = sub.add_parser("import-auctionnet", help="convert a public AuctionNet traffic-log CSV "
+                       "into an offline dataset (Parquet)")
+    a.add_argument("csv", help="traffic-log CSV (AuctionNet schema)")
+    a.add_argument("--out", required=True, help="output file, e.g. auctionnet.parquet")
+    a.add_argument("--n-ticks", type=_positive_int, default=48, help="ticks per day")
     return parser
 
 
@@ -91,7 +155,19 @@ def main(argv=None) -> int:
     if args.command == "quickstart":
         from experiments.quickstart import run_quickstart
 
-        run_quickstart(episodes=args.episodes, seed=args.seed, env_id=args.env, out=args.out)
+        try:
+            run_quickstart(episodes=args.episodes, budget_days=args.budget_days, seed=args.seed,
+                           env_id=args.env, out=args.out, workers=args.workers)
+        except ValueError as exc:
+            raise SystemExit(f"bidenv quickstart: {exc}") from None
+    elif args.command == "simulate-budget":
+        from experiments.simulate_budget import fields_from_args, run_simulate_budget
+
+        try:
+            run_simulate_budget(args.spec, out=args.out, workers=args.workers,
+                                **fields_from_args(args))
+        except ValueError as exc:
+            raise SystemExit(f"bidenv simulate-budget: {exc}") from None
     elif args.command == "bench":
         from experiments.bench import run_bench
 
@@ -107,6 +183,16 @@ def main(argv=None) -> int:
         except ValueError as exc:
             raise SystemExit(f"bidenv evaluate: {exc}") from None
     elif args.command == "train":
+        if args.algo in OFFLINE_AGENTS:
+            from experiments.train import run_train_offline
+
+            try:
+                run_train_offline(args.algo, data=args.data, steps=args.steps, seed=args.seed,
+                                  out=args.out, resume=args.resume, eval_every=args.eval_every,
+                                  eval_env=args.env, overrides=args.set)
+            except (ValueError, FileNotFoundError) as exc:
+                raise SystemExit(f"bidenv train: {exc}") from None
+            return 0
         from agents.sb3 import TrainConfig, train
 
         config = TrainConfig(algo=args.algo, env_id=args.env, timesteps=args.timesteps,
@@ -121,12 +207,31 @@ def main(argv=None) -> int:
     elif args.command == "benchmark":
         from experiments.benchmark import run_benchmark
 
-        run_benchmark(preset=args.preset, seed=args.seed, out=args.out, workers=args.workers)
+        try:
+            run_benchmark(preset=args.preset, seed=args.seed, out=args.out,
+                          workers=args.workers, readme=args.readme)
+        except ValueError as exc:
+            raise SystemExit(f"bidenv benchmark: {exc}") from None
     elif args.command == "traffic-report":
         from experiments.traffic_report import run_traffic_report
 
         run_traffic_report(args.out, seed=args.seed, n_advertisers=args.advertisers,
                            opportunities_per_day=args.opportunities, traffic=args.traffic)
+    elif args.command == "collect":
+        from experiments.collect import run_collect
+
+        try:
+            run_collect(episodes=args.episodes, behavior=args.behavior, seed=args.seed,
+                        out=args.out, noise=args.noise, env_id=args.env, workers=args.workers)
+        except ValueError as exc:
+            raise SystemExit(f"bidenv collect: {exc}") from None
+    elif args.command == "import-auctionnet":
+        from experiments.collect import run_import_auctionnet
+
+        try:
+            run_import_auctionnet(args.csv, out=args.out, n_ticks=args.n_ticks)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"bidenv import-auctionnet: {exc}") from None
     return 0
 
 

@@ -376,16 +376,12 @@ def plot_results(frame: pd.DataFrame, board: pd.DataFrame, traces: pd.DataFrame,
     atomic_save_figure(fig, out / "pacing.png")
 
 
-def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
-                 env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
-                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
-    """The ``bidenv evaluate`` command: evaluate, write CSV/Markdown/figures, print the board."""
+def write_results(frame: pd.DataFrame, traces: pd.DataFrame, out, *,
+                  echo: bool = True) -> pd.DataFrame:
+    """Write episodes.csv, leaderboard.csv/.md, pacing_trace.csv and the figures to ``out``;
+    returns the leaderboard (printed as Markdown with ``echo``)."""
     from experiments.io import atomic_write_csv, atomic_write_text
 
-    start = time.perf_counter()
-    frame, traces = evaluate(agent_specs, episodes=episodes, seed=seed, scenarios=scenarios,
-                             env_id=env_id, env_kwargs=env_kwargs, workers=workers,
-                             progress=progress)
     board = leaderboard(frame)
     out = Path(out)
     atomic_write_csv(out / "episodes.csv", frame)
@@ -395,7 +391,20 @@ def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
     markdown = leaderboard_markdown(board)
     atomic_write_text(out / "leaderboard.md", markdown)
     plot_results(frame, board, traces, out)
-    print(markdown)
+    if echo:
+        print(markdown)
+    return board
+
+
+def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
+                 env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
+                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """The ``bidenv evaluate`` command: evaluate, write CSV/Markdown/figures, print the board."""
+    start = time.perf_counter()
+    frame, traces = evaluate(agent_specs, episodes=episodes, seed=seed, scenarios=scenarios,
+                             env_id=env_id, env_kwargs=env_kwargs, workers=workers,
+                             progress=progress)
+    board = write_results(frame, traces, out)
     print(f"wrote {out}/episodes.csv, leaderboard.csv, leaderboard.md, scores.png, "
           f"pct_of_oracle.png, pacing.png in {time.perf_counter() - start:.1f} s")
     return board

@@ -1,0 +1,53 @@
+"""``bidenv train AGENT --data FILE``: train an offline agent on a logged dataset."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def parse_overrides(items) -> dict:
+    """``["key=value", ...]`` to a dict; values are JSON (``lr=1e-3``, ``hidden=[64,64]``) or
+    plain strings."""
+    out = {}
+    for item in items or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def run_train_offline(name: str, *, data, steps: int, seed: int, out, resume: bool = False,
+                      eval_every: int = 0, eval_env: str = "bidenv/AutoBiddingLite-v0",
+                      overrides=None, progress: bool = True):
+    """Build agent ``name`` (config fields from ``overrides``), fit it, save it to ``out``."""
+    import dataclasses
+
+    import agents
+    from agents.common import fit
+
+    if not data:
+        raise ValueError(f"training {name} needs --data FILE.parquet (from bidenv collect)")
+    if not Path(data).is_file():
+        raise FileNotFoundError(f"--data: {data!r} does not exist")
+    if eval_every < 0:
+        raise ValueError(f"--eval-every must be >= 0, got {eval_every}")
+    fields = parse_overrides(overrides)
+    try:
+        agent = agents.make(name, **fields)
+    except TypeError as exc:
+        known = [f.name for f in dataclasses.fields(agents.base._resolve(
+            agents.base._REGISTRY[name].factory, "factory").config_class)]
+        raise ValueError(f"--set: {exc}; fields of {name}: {', '.join(known)}") from None
+    start = time.perf_counter()
+    fit(agent, data, steps=steps, seed=seed, out=out, resume=resume, eval_every=eval_every,
+        eval_env=eval_env, progress=progress)
+    print(f"trained {name} for {steps} steps in {time.perf_counter() - start:.0f} s; wrote "
+          f"{out}/config.json, weights.pt, train.json, TensorBoard logs in {out}/tb; evaluate "
+          f"it as {name}:{out}")
+    return agent
