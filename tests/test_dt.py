@@ -1,0 +1,196 @@
+"""Decision transformer: return-to-go, context windows, train/inference identity, checkpoints."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from generative_helpers import TINY, check_fit_save_load_resume, play_day, tiny_data
+
+from agents.base import FEATURE_INDEX
+from agents.common import fit
+from agents.dt import DTAgent, DTConfig, context_window, normalised_returns_to_go, score_from_obs
+from bidenv.offline import Trajectories
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tiny_data()
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    return fit(DTAgent(**TINY), data, steps=5, seed=0, progress=False)
+
+
+def _hand_trajectories():
+    """Two days: scores after each tick 1, 3, 6 (CPA 50, budget 100) and 4, 4 (ROI 2, 10)."""
+    E, T, F = 2, 3, 20
+    scores = np.array([[1.0, 3.0, 6.0], [4.0, 4.0, 4.0]])
+    mask = np.array([[1, 1, 1], [1, 1, 0]], bool)
+    camps = [{"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0, "target_roi": None},
+             {"budget": 10.0, "constraint": "roi", "target_cpa": None, "target_roi": 2.0}]
+    z = np.zeros((E, T), np.float32)
+    return Trajectories(obs=np.zeros((E, T, F), np.float32), actions=z, rewards=z,
+                        scores=scores, expected_scores=scores * 0.5, dones=mask & False,
+                        mask=mask, lengths=np.array([3, 2]), episodes=np.arange(2),
+                        campaigns=camps)
+
+
+def test_return_to_go_telescopes_to_final_score():
+    traj = _hand_trajectories()
+    rtg = normalised_returns_to_go(traj, expected=False)
+    # Units: 100 / 50 = 2 conversions; 10 x 2 = 20 value.
+    np.testing.assert_allclose(rtg[0], [6 / 2, 5 / 2, 3 / 2])
+    np.testing.assert_allclose(rtg[1], [4 / 20, 0.0, 0.0])
+    # R_0 is the final score; the differences are the increments S_t - S_{t-1}.
+    np.testing.assert_allclose(-np.diff(np.r_[rtg[0], 0.0]) * 2, [1, 2, 3])
+    np.testing.assert_allclose(normalised_returns_to_go(traj)[0], [1.5, 1.25, 0.75])
+
+
+def test_context_window_by_hand():
+    T, K = 48, 20
+    arrays = {"rtg": torch.arange(T, dtype=torch.float32)[None].repeat(3, 1) + 100,
+              "states": torch.arange(T, dtype=torch.float32)[None, :, None].repeat(3, 1, 2),
+              "actions": -torch.arange(T, dtype=torch.float32)[None].repeat(3, 1)}
+    ctx = context_window(arrays, torch.tensor([0, 5, 30]), K)
+    assert ctx["last"].tolist() == [0, 5, 19]
+    assert ctx["valid"].sum(1).tolist() == [1, 6, 20]
+    assert ctx["timesteps"][1].tolist() == list(range(6)) + [0] * 14
+    assert ctx["timesteps"][2].tolist() == list(range(11, 31))
+    assert ctx["rtg"][2, 0] == 111 and ctx["rtg"][1, 6] == 0  # pads are zero
+    assert ctx["states"][2, 19, 1] == 30 and ctx["actions"][1, 5] == -5
+
+
+def test_score_from_obs_by_hand():
+    obs = np.zeros(20)
+    obs[FEATURE_INDEX["budget_left"]] = 0.6
+    obs[FEATURE_INDEX["constraint_ratio"]] = 1.25  # CPA 25% over target
+    cpa = {"constraint": "cpa", "budget": 100.0, "target_cpa": 50.0}
+    assert score_from_obs(obs, cpa) == pytest.approx(0.4 / 1.25 * 1.25 ** -2)
+    obs[FEATURE_INDEX["constraint_ratio"]] = 0.8  # under target: no penalty
+    assert score_from_obs(obs, {**cpa, "constraint": "roi"}) == pytest.approx(0.5)
+    assert score_from_obs(obs, {**cpa, "constraint": "budget"}) is None
+    obs[FEATURE_INDEX["constraint_ratio"]] = 0.0
+    assert score_from_obs(obs, cpa) == 0.0
+
+
+def test_inference_equals_training_forward(trained):
+    """act() over a played day == one batched forward on the training-time windows."""
+    agent = trained
+    day = play_day(agent)
+    L = len(day["actions"])
+    assert L > agent.config.context  # the window slides
+    unit = agent.unit
+    scores = np.array([i["expected_score"] for i in day["infos"]]) / unit
+    target = agent.target_return
+    # Return-to-go tokens computed independently: target minus what was earned before.
+    rtg = target - np.r_[0.0, scores[:-1]]
+    arrays = {"rtg": torch.as_tensor(rtg, dtype=torch.float32)[None],
+              "states": torch.as_tensor(agent.normalizer(day["obs"]))[None],
+              "actions": torch.as_tensor(day["actions"])[None]}
+    rows = {k: v.expand(L, *v.shape[1:]) for k, v in arrays.items()}
+    ctx = context_window(rows, torch.arange(L), agent.config.context)
+    with torch.no_grad():
+        pred = agent.model(*agent.model_inputs(ctx))["action"]
+    pred = pred[torch.arange(L), ctx["last"]].numpy()
+    np.testing.assert_allclose(pred, day["actions"], atol=1e-5)
+    # ... and the day's own buffers hold exactly those tokens and absolute ticks.
+    np.testing.assert_allclose(agent._day["rtg"][0, :L].numpy(), rtg, atol=1e-6)
+    assert float(pred.std()) > 0  # the actions depend on the context
+
+
+def test_same_context_and_timesteps_in_act(trained, monkeypatch):
+    agent = trained
+    K = agent.config.context
+    seen = []
+    orig = DTAgent.choose
+
+    def spy(self, obs, ctx):
+        seen.append((ctx["timesteps"][0].tolist(), int(ctx["last"][0]), ctx["valid"][0].sum()))
+        return orig(self, obs, ctx)
+
+    monkeypatch.setattr(DTAgent, "choose", spy)
+    play_day(agent)
+    for t, (ts, last, n) in enumerate(seen):
+        lo = max(0, t - K + 1)
+        assert ts[:n] == list(range(lo, t + 1)) and last == t - lo and n == min(t + 1, K)
+    # Training windows use the same construction: same K, ticks within [0, max_ticks).
+    batch = agent.sample_windows(np.random.default_rng(0), 64) if hasattr(agent, "data") \
+        else None
+    if batch is not None:
+        assert batch["rtg"].shape[1] == K
+        assert int(batch["timesteps"].max()) < agent.config.max_ticks
+
+
+def test_works_without_update_and_rejects_long_days(trained):
+    agent = trained
+    day = play_day(agent, with_update=False)
+    # Without update() the tokens are target - the score read off the observation.
+    t = 10
+    est = score_from_obs(day["obs"][t], day["campaign"], 2.0)
+    assert agent._day["rtg"][0, t].item() == pytest.approx(agent.target_return - est, abs=1e-6)
+    agent.reset({"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0})
+    for _ in range(agent.config.max_ticks):
+        agent.act(day["obs"][0])
+    with pytest.raises(ValueError, match="max_ticks"):
+        agent.act(day["obs"][0])
+
+
+def test_target_is_training_quantile(data, trained):
+    rtg = normalised_returns_to_go(data)
+    # 3 days < 50 neighbours: the default target is the lower quartile of all of them.
+    assert trained.target_return == pytest.approx(float(np.quantile(rtg[:, 0], 0.25)),
+                                                  rel=1e-6)
+    pooled = fit(DTAgent(**TINY, target_neighbors=0, target_quantile=0.9, target_scale=0.5),
+                 data, steps=1, progress=False)
+    pooled.reset({"budget": 1.0, "constraint": "cpa", "target_cpa": 1.0})
+    assert pooled.target_return == pytest.approx(0.5 * float(np.quantile(rtg[:, 0], 0.9)),
+                                                 rel=1e-6)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="n_heads"):
+        DTConfig(embed_dim=10, n_heads=3).validate()
+    with pytest.raises(ValueError, match="context"):
+        DTAgent(context=0)
+    with pytest.raises(ValueError, match="target_quantile"):
+        DTAgent(target_quantile=1.5)
+    assert math.isclose(DTConfig().target_scale, 1.0)
+
+
+def test_fit_save_load_resume(data, tmp_path):
+    check_fit_save_load_resume(DTAgent, data, tmp_path, **TINY)
+
+
+def test_nearest_campaign_target(data):
+    agent = fit(DTAgent(**TINY, target_neighbors=2, target_quantile=0.5), data, steps=1,
+                progress=False)
+    rtg0 = normalised_returns_to_go(data)[:, 0]
+    camps = data.campaigns
+    # By hand: distances on (log budget, log target CPA) standardised, ROI flag apart.
+    feats = np.array([[math.log(c["budget"]),
+                       math.log(1 / c["target_roi"] if c["constraint"] == "roi"
+                                else c["target_cpa"]),
+                       10.0 * (c["constraint"] == "roi")] for c in camps])
+    std = feats.std(0)
+    std[2] = 1.0
+    for c in camps:
+        d = (((feats - feats[camps.index(c)]) / std) ** 2).sum(1)
+        near = np.argsort(d, kind="stable")[:2]
+        agent.reset(c)
+        assert agent.target_return == pytest.approx(float(np.median(rtg0[near])))
+    assert len({round(agent.day_target(c), 9) for c in camps}) > 1
+
+
+def test_loads_weights_without_campaign_buffers(trained):
+    """A state dict without the campaign buffers loads; the target falls back to the pool."""
+    state = {k: v for k, v in trained.model.state_dict().items()
+             if not k.startswith("campaign_")}
+    agent = DTAgent(trained.config)
+    agent.model.load_state_dict(state)
+    assert agent.model.campaign_r0.shape == (0,)
+    agent.reset({"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0})
+    assert agent.target_return == pytest.approx(float(trained.model.target_base))
