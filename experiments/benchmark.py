@@ -33,19 +33,23 @@ from pathlib import Path
 EVAL_SEED_OFFSET = 1_000_000
 HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
 OFFLINE_AGENTS = ["bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"]
+#: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
+#: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
 PRESETS = {
     "smoke": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 24,
         "sb3": {"ppo": 1024}, "sb3_seeds": 1,
-        "offline": {name: 30 for name in OFFLINE_AGENTS}, "offline_seeds": 1,
-        "offline_config": {"batch_size": 32}, "episodes": 2, "scenarios": "smoke",
+        "offline": {name: (name, 30, {"batch_size": 32}) for name in OFFLINE_AGENTS},
+        "offline_seeds": 1, "episodes": 2, "scenarios": "smoke",
     },
     "full": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 600,
         "sb3": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "sb3_seeds": 1,
-        "offline": {"bc": 3000, "iql": 5000, "cql": 5000, "dt": 3000, "gave": 3000,
-                    "gave_stable": 3000, "gas": 3000},
-        "offline_seeds": 2, "offline_config": {}, "episodes": 10, "scenarios": "default",
+        "offline": {"bc": ("bc", 2000, {}), "bc_top30": ("bc", 2000, {"top_fraction": 0.3}),
+                    "iql": ("iql", 3000, {}), "cql": ("cql", 1500, {}),
+                    "dt": ("dt", 2000, {}), "gave": ("gave", 2000, {}),
+                    "gave_stable": ("gave_stable", 2000, {}), "gas": ("gas", 2000, {})},
+        "offline_seeds": 2, "episodes": 10, "scenarios": "default",
     },
 }
 
@@ -133,12 +137,22 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
         for k in range(spec["sb3_seeds"]):
             jobs.append(("sb3", algo, steps, seed + k, str(out / "runs" / algo / f"seed{k}"),
                          None, spec["env_id"], {}))
-    for name, steps in spec["offline"].items():
+    labels = []  # one per job
+    for algo in spec["sb3"]:
+        labels += [algo] * spec["sb3_seeds"]
+    for label, (name, steps, config) in spec["offline"].items():
         for k in range(spec["offline_seeds"]):
-            jobs.append(("offline", name, steps, seed + k, str(out / "runs" / name / f"seed{k}"),
-                         str(data), spec["env_id"], dict(spec["offline_config"])))
+            jobs.append(("offline", name, steps, seed + k, str(out / "runs" / label / f"seed{k}"),
+                         str(data), spec["env_id"], dict(config)))
+            labels.append(label)
     if agents_subset is not None:
-        jobs = [j for j in jobs if j[1] in agents_subset]
+        keep = [i for i, label in enumerate(labels) if label in agents_subset]
+        jobs, labels = [jobs[i] for i in keep], [labels[i] for i in keep]
+    # Longest runs first, so that parallel workers finish together (results do not depend
+    # on the order).
+    cost = {"gas": 6, "gave": 5, "gave_stable": 4, "dt": 3, "ppo": 3, "sac": 3, "td3": 2}
+    order = sorted(range(len(jobs)), key=lambda i: -cost.get(jobs[i][1], 1) * jobs[i][2])
+    jobs, labels = [jobs[i] for i in order], [labels[i] for i in order]
     t0 = time.perf_counter()
     train_seconds = {}
     bar = tqdm(total=len(jobs), desc="training", unit="run", disable=not progress)
@@ -154,22 +168,27 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
                 results.append(r)
                 bar.update()
     bar.close()
-    for job, (run_dir, secs) in zip(jobs, results):
-        train_seconds[f"{job[1]}/seed{Path(run_dir).name[4:]}"] = secs
+    for label, (run_dir, secs) in zip(labels, results):
+        train_seconds[f"{label}/{Path(run_dir).name}"] = secs
     timings["train_wall_seconds"] = time.perf_counter() - t0
 
     # 3. evaluation: each run under its own spec, then pooled by agent name
-    specs = [h for h in HEURISTICS if agents_subset is None or h in agents_subset]
-    specs += [f"{job[1]}:{job[4]}" for job in jobs]
+    heuristics = [h for h in HEURISTICS if agents_subset is None or h in agents_subset]
+    specs = heuristics + [f"{job[1]}:{job[4]}" for job in jobs]
+    label_of = dict(zip(specs, heuristics + labels))
     t0 = time.perf_counter()
     frame, traces = evaluate(specs, episodes=spec["episodes"], seed=seed + EVAL_SEED_OFFSET,
                              scenarios=spec["scenarios"], env_id=spec["env_id"],
                              workers=workers, progress=progress)
     timings["evaluate_seconds"] = time.perf_counter() - t0
+    # Pool the runs of one label (training seeds) under that label.
+    from experiments.evaluate import display_names
+
+    shown = {v: label_of[k] for k, v in display_names(specs).items()}
     frame["run"] = frame["agent"]
-    frame["agent"] = frame["agent"].str.split(":", n=1).str[0]
+    frame["agent"] = frame["agent"].map(shown)
     if len(traces):
-        traces["agent"] = traces["agent"].astype(str).str.split(":", n=1).str[0]
+        traces["agent"] = traces["agent"].map(shown)
         traces = traces.drop_duplicates(["agent", "scenario", "episode", "tick"])
     board = write_results(frame, traces, out, echo=progress)
     timings["total_seconds"] = time.perf_counter() - start
