@@ -49,3 +49,29 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     run_benchmark(preset="smoke", seed=0, out=out, progress=False)
     after = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("weights.pt")}
     assert before == after and before
+
+
+def test_readme_markdown_ranks_by_mean_percent_of_oracle():
+    from experiments.benchmark import readme_markdown
+    from experiments.evaluate import leaderboard_markdown
+
+    rows = []
+    # a: 90 and 50 -> mean 70; b: 80 and 70 -> mean 75, so b leads though a wins "default".
+    for agent, pct_default, pct_roi in [("a", 90.0, 50.0), ("b", 80.0, 70.0)]:
+        for scenario, pct in [("default", pct_default), ("roi", pct_roi)]:
+            rows.append({"agent": agent, "scenario": scenario, "episodes": 4,
+                         "mean_score": pct / 10, "ci_low": pct / 10 - 1, "ci_high": pct / 10 + 1,
+                         "median_score": 1.0, "iqm_score": 1.0, "mean_pct_of_oracle": pct,
+                         "violation_rate": 0.25 if agent == "a" else 0.5,
+                         "mean_budget_used": 1.0})
+    board = pd.DataFrame(rows)
+    spec = {"env_id": "bidenv/AutoBiddingLite-v0", "episodes": 4, "offline_seeds": 2}
+    md = readme_markdown(board, leaderboard_markdown(board), spec,
+                         {"total_seconds": 600.0, "reused_runs": ["x/seed0"]}, workers=2)
+    lines = md.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| agent"))
+    assert lines[header + 2].startswith("| b | 80.0 | 70.0 | 75.0 | 50% | 8.00 [7.00, 9.00] |")
+    assert lines[header + 3].startswith("| a | 90.0 | 50.0 | 70.0 | 25% | 9.00 [8.00, 10.00] |")
+    assert "Leader over all scenarios: **b**" in md
+    assert "took 10 min" in md and "reused 1 finished" in md
+    assert "#### default" in md and "\n# Leaderboard" not in md and "<details>" in md
