@@ -219,11 +219,15 @@ class OfflineAgent:
                 "normalizer": self.normalizer.to_dict(), "step": self.step}
 
     def save(self, path, *, extra_tensors: dict | None = None,
-             extra_json: dict | None = None) -> Path:
-        """Write ``config.json`` and ``weights.pt`` under directory ``path`` (atomically)."""
+             extra_json: dict | None = None, with_optimizers: bool = True) -> Path:
+        """Write ``config.json`` and ``weights.pt`` under directory ``path`` (atomically).
+
+        ``with_optimizers=False`` leaves out the optimiser state: an inference-only checkpoint
+        about a third of the size, which loads and acts the same but resumes training with
+        fresh optimiser moments."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        tensors = self.state_tensors()
+        tensors = self.state_tensors(with_optimizers=with_optimizers)
         tensors.update(extra_tensors or {})
         with atomic_path(path / WEIGHTS_FILE) as tmp:
             torch.save(tensors, tmp)

@@ -18,6 +18,7 @@ Everything goes to ``--out`` (default ``bidenv-quickstart/`` in the working dire
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from pathlib import Path
@@ -28,8 +29,9 @@ import bidenv
 
 #: The bidders on the leaderboard (registered names, see ``agents.available()``).
 HEURISTICS = ("truthful", "pid_budget", "pid_cpa", "online_lp")
-#: Where a small decision-transformer checkpoint would ship with the package; when this folder
-#: exists the quickstart adds ``dt:<path>`` to the leaderboard.
+#: The small decision-transformer checkpoint shipped with the package (trained on logged days of
+#: ``bidenv/AutoBidding-v0``; how it was made is in ``SOURCE.md`` next to it). The quickstart
+#: adds ``dt:<path>`` to the leaderboard when the folder exists and torch is installed.
 DT_CHECKPOINT = Path(bidenv.__file__).resolve().parent / "checkpoints" / "dt"
 #: The campaign of the leaderboard and of the budget sweep (budgets are for the reference day
 #: of 500k opportunities and scaled to the environment's volume).
@@ -43,10 +45,16 @@ _BOARD_COLUMNS = ["agent", "episodes", "mean_score", "ci_low", "ci_high", "mean_
                   "violation_rate", "mean_budget_used"]
 
 
+def torch_available() -> bool:
+    """Whether torch can be imported (the base install does not need it)."""
+    return importlib.util.find_spec("torch") is not None
+
+
 def quickstart_agents() -> list[str]:
-    """Agent specs of the leaderboard: the heuristics, and ``dt:<checkpoint>`` if shipped."""
+    """Agent specs of the leaderboard: the heuristics, and ``dt:<checkpoint>`` if shipped and
+    torch is installed (``pip install bidenv[rl]``)."""
     specs = list(HEURISTICS)
-    if DT_CHECKPOINT.is_dir():
+    if DT_CHECKPOINT.is_dir() and torch_available():
         specs.append(f"dt:{DT_CHECKPOINT}")
     return specs
 
@@ -116,6 +124,8 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
     specs = quickstart_agents()
     print(f"bidenv quickstart: {env_id}; {len(specs)} bidders x {episodes} held-out day(s) "
           f"from seed {seed}, then a budget sweep ({workers} worker(s))")
+    if DT_CHECKPOINT.is_dir() and not torch_available():
+        print("  (the shipped decision-transformer bidder needs torch: pip install -e \".[rl]\")")
     scenario = Scenario("quickstart", CAMPAIGN)
     frame, traces = evaluate(specs, episodes=episodes, seed=seed, scenarios=[scenario],
                              env_id=env_id, workers=workers, progress=progress)

@@ -80,6 +80,13 @@ def test_fit_act_save_load_resume(name, data, tmp_path):
     torch.load(tmp_path / "full" / WEIGHTS_FILE, weights_only=True)
     meta = json.loads((tmp_path / "full" / CONFIG_FILE).read_text())
     assert meta["agent"] == name and meta["step"] == STEPS
+    # Inference-only copy: no optimiser state, same actions.
+    slim = loaded.save(tmp_path / "slim", with_optimizers=False)
+    assert not any(k.startswith("optim.") for k in
+                   torch.load(slim / WEIGHTS_FILE, weights_only=True))
+    assert (slim / WEIGHTS_FILE).stat().st_size < (tmp_path / "full" / WEIGHTS_FILE).stat().st_size
+    np.testing.assert_array_equal(
+        actions_of(agents.from_spec(f"{name}:{slim}"), obs_list, CAMPAIGN), first)
     # Interrupted at step 8 (checkpoint), resumed to 12: same as uninterrupted.
     part = tmp_path / "part"
     fit(small(name), data, steps=8, seed=3, out=part, checkpoint_every=4, progress=False,

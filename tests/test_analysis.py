@@ -268,7 +268,7 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     board = run_quickstart(episodes=1, budget_days=1, env_id=LITE, out=tmp_path, workers=1,
                            progress=False, sweep={"budgets": [300, 600],
                                                   "strategies": ["pid_cpa"]})
-    assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp"}
+    assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp", "dt"}
     for name in ("leaderboard.csv", "leaderboard.md", "episodes.csv", "budget_simulation.csv",
                  "recommendation.csv", "roi_curves.png", "roi_curve.png", "marginal_cpa.png",
                  "pacing.png"):
@@ -277,6 +277,28 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     assert (episodes["pct_of_oracle"] <= 100 + 1e-6).all()
     text = capsys.readouterr().out
     assert "Leaderboard" in text and "Recommendation:" in text and str(tmp_path) in text
+
+
+def test_the_shipped_dt_checkpoint_loads_without_pickle_and_plays(monkeypatch):
+    torch = pytest.importorskip("torch")
+    import agents
+    from experiments import quickstart
+
+    path = quickstart.DT_CHECKPOINT
+    tensors = torch.load(path / "weights.pt", weights_only=True)
+    assert set(tensors) == {"net.model"}  # inference-only: no optimiser state
+    assert quickstart.quickstart_agents()[-1] == f"dt:{path}"
+    agent = agents.from_spec(f"dt:{path}")
+    import gymnasium as gym
+
+    campaign = {"budget": 2000.0, "constraint": "cpa", "target_cpa": 100.0}
+    obs, _ = gym.make(LITE).reset(seed=5, options=campaign)
+    agent.reset(campaign)
+    action = agent.act(obs)
+    assert action.shape == (1,) and -1.0 <= float(action[0]) <= 1.0
+    # Without torch (the base install) the quickstart leaves it out instead of failing.
+    monkeypatch.setattr(quickstart, "torch_available", lambda: False)
+    assert quickstart.quickstart_agents() == list(quickstart.HEURISTICS)
 
 
 def test_plots_return_their_axes_and_draw_the_targets():

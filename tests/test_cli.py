@@ -18,8 +18,8 @@ def test_quickstart_writes_leaderboard_and_roi_curves(tmp_path, capsys):
                  "--out", str(tmp_path)]) == 0
     board = pd.read_csv(tmp_path / "leaderboard.csv")
     episodes = pd.read_csv(tmp_path / "episodes.csv")
-    assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp"}
-    assert len(episodes) == 4 and (episodes["budget_used"] <= 1 + 1e-9).all()
+    assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp", "dt"}
+    assert len(episodes) == 5 and (episodes["budget_used"] <= 1 + 1e-9).all()
     assert (episodes["seed"] == 5).all()
     # The leaderboard is the per-agent summary of the episode rows.
     pd.testing.assert_frame_equal(board, leaderboard(episodes), check_dtype=False)
