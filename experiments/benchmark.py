@@ -30,7 +30,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 EVAL_SEED_OFFSET = 1_000_000
@@ -57,11 +56,11 @@ PRESETS = {
 }
 
 
-def _train_job(job) -> tuple[str, float, bool]:
+def _train_job(job) -> tuple[str, float | None, bool]:
     """Worker: one training run; returns (run dir, training seconds, reused).
 
     A run whose ``benchmark_done.json`` matches the job is reused; its seconds are the ones
-    recorded when it was trained (NaN for runs finished before seconds were recorded)."""
+    recorded when it was trained (None for runs finished before seconds were recorded)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import torch
 
@@ -73,7 +72,7 @@ def _train_job(job) -> tuple[str, float, bool]:
     if done_file.is_file():
         done = json.loads(done_file.read_text())
         if {k: done.get(k) for k in want} == want:
-            return str(run_dir), float(done.get("seconds", float("nan"))), True
+            return str(run_dir), done.get("seconds"), True
     start = time.perf_counter()
     if kind == "sb3":
         from agents.sb3 import TrainConfig, train
@@ -108,51 +107,40 @@ def splice_readme(readme, markdown: str, command: str) -> None:
     atomic_write_text(readme, head + block + tail)
 
 
-def readme_markdown(board: pd.DataFrame, full_markdown: str, spec: dict, timings: dict,
-                    workers: int) -> str:
+def readme_markdown(board: pd.DataFrame, spec: dict, timings: dict, workers: int) -> str:
     """A compact leaderboard for the README: one row per agent with its percent of the
     oracle in every scenario, ranked by the mean over scenarios, the default scenario's score
     with its interval, and the per-scenario tables folded away below."""
-    from experiments.evaluate import markdown_table
+    from experiments.evaluate import leaderboard_markdown, markdown_table
 
     pct = board.pivot(index="agent", columns="scenario", values="mean_pct_of_oracle")
     pct = pct[list(dict.fromkeys(board["scenario"]))]
-    table = pd.DataFrame({"agent": pct.index})
-    for scenario in pct.columns:
-        table[f"{scenario} %"] = pct[scenario].to_numpy()
-    table["mean %"] = pct.mean(axis=1).to_numpy()
-    viol = board.groupby("agent")["violation_rate"].mean()
-    table["violations"] = viol.reindex(pct.index).to_numpy()
-    if "default" in pct.columns:
-        d = board[board["scenario"] == "default"].set_index("agent").reindex(pct.index)
-        table["default score [95% CI]"] = [
-            f"{m:.2f} [{lo:.2f}, {hi:.2f}]"
-            for m, lo, hi in zip(d["mean_score"], d["ci_low"], d["ci_high"])]
-    table = table.sort_values("mean %", ascending=False)
-    for col in table.columns:
-        if col.endswith("%"):
-            table[col] = table[col].map(lambda v: f"{v:.1f}")
-    table["violations"] = table["violations"].map(lambda v: f"{v:.0%}")
+    table = pct.add_suffix(" %")
+    table["mean %"] = pct.mean(axis=1)
+    table = table.apply(lambda col: col.map(lambda v: f"{v:.1f}"))
+    table["violations"] = board.groupby("agent")["violation_rate"].mean().map(
+        lambda v: f"{v:.0%}")
+    default = board[board["scenario"] == "default"].set_index("agent")
+    if len(default):
+        table["default score [95% CI]"] = default.apply(
+            lambda r: f"{r.mean_score:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]", axis=1)
+    order = pct.mean(axis=1).sort_values(ascending=False, kind="stable").index
+    table = table.loc[order].reset_index()
 
-    leader = table.iloc[0]["agent"]
-    total = timings["total_seconds"] / 60
-    parts = [
+    reused = timings.get("reused_runs", [])
+    note = (f" and reused {len(reused)} finished training runs from an earlier one"
+            if reused else "")
+    return (
         "Percent of the hindsight oracle's expected score (mean over held-out days) per "
-        "scenario; `violations` is the share of days breaking the constraint by more than 5%.\n\n",
-        markdown_table(table),
-        f"\nLeader over all scenarios: **{leader}**. Agents trained on `{spec['env_id']}`; "
+        "scenario; `violations` is the share of days breaking the constraint by more than 5%.\n\n"
+        + markdown_table(table)
+        + f"\nLeader over all scenarios: **{order[0]}**. Agents trained on `{spec['env_id']}`; "
         f"{spec['episodes']} held-out days per scenario (common random numbers); offline "
         f"agents pooled over {spec['offline_seeds']} training seeds. This invocation took "
-        f"{total:.0f} min with {workers} worker(s) on {os.cpu_count()} cores",
-    ]
-    reused = timings.get("reused_runs", [])
-    if reused:
-        parts.append(f" and reused {len(reused)} finished training runs from an earlier one")
-    parts.append(".\n")
-    demoted = full_markdown.replace("\n## ", "\n#### ").replace("# Leaderboard\n", "")
-    parts.append("\n<details><summary>Per-scenario tables (score, interval, median, IQM, "
-                 f"budget used)</summary>\n\n{demoted.strip()}\n\n</details>\n")
-    return "".join(parts)
+        f"{timings['total_seconds'] / 60:.0f} min with {workers} worker(s) on "
+        f"{os.cpu_count()} cores{note}.\n"
+        "\n<details><summary>Per-scenario tables (score, interval, median, IQM, budget used)"
+        f"</summary>\n\n{leaderboard_markdown(board, level=0).strip()}\n\n</details>\n")
 
 
 def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1,
@@ -161,7 +149,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     from tqdm.auto import tqdm
 
     from bidenv.offline import collect, load_dataset, save_dataset
-    from experiments.evaluate import evaluate, leaderboard_markdown, write_results
+    from experiments.evaluate import evaluate, write_results
     from experiments.io import atomic_write_json
 
     if preset not in PRESETS:
@@ -227,7 +215,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     reused = []
     for label, (run_dir, secs, was_reused) in zip(labels, results):
         key = f"{label}/{Path(run_dir).name}"
-        train_seconds[key] = None if np.isnan(secs) else secs
+        train_seconds[key] = secs
         if was_reused:
             reused.append(key)
     timings["reused_runs"] = reused
@@ -259,6 +247,6 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
         "train_seconds": train_seconds, "settings": spec})
     if readme is not None:
         command = f"bidenv benchmark --preset {preset} --seed {seed} --out {out}"
-        md = readme_markdown(board, leaderboard_markdown(board), spec, timings, workers)
+        md = readme_markdown(board, spec, timings, workers)
         splice_readme(readme, md, command + " --readme README.md")
     return board

@@ -308,16 +308,20 @@ def markdown_table(frame: pd.DataFrame, floatfmt: str = ".3g") -> str:
     return "\n".join([head, sep, *body]) + "\n"
 
 
-def leaderboard_markdown(board: pd.DataFrame) -> str:
-    """The leaderboard as Markdown, one section per scenario, best mean score first."""
+def leaderboard_markdown(board: pd.DataFrame, *, level: int = 1) -> str:
+    """The leaderboard as Markdown, one section per scenario, best mean score first.
+
+    ``level`` is the heading level of the title (scenarios one below); ``level=0`` leaves the
+    title out and heads the scenarios at level 4, for embedding under a README section."""
     cols = ["agent", "episodes", "mean_score", "ci_low", "ci_high", "median_score",
             "iqm_score", "mean_pct_of_oracle", "violation_rate", "mean_budget_used"]
-    parts = ["# Leaderboard\n",
+    sub = "#" * (level + 1 if level else 4)
+    parts = [f"{'#' * level} Leaderboard\n" if level else "",
              "Expected score (noise-free) per day; 95% bootstrap interval of the mean; "
              "percent of the hindsight oracle; share of days violating the constraint "
              f"(CPA > {VIOLATION_TOLERANCE} x target or ROI < target / {VIOLATION_TOLERANCE}).\n"]
     for scenario, g in board.groupby("scenario", sort=False):
-        parts.append(f"\n## {scenario}\n\n")
+        parts.append(f"\n{sub} {scenario}\n\n")
         parts.append(markdown_table(g.sort_values("mean_score", ascending=False)[cols]))
     return "".join(parts)
 

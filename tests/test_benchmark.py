@@ -53,11 +53,10 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
 
 def test_readme_markdown_ranks_by_mean_percent_of_oracle():
     from experiments.benchmark import readme_markdown
-    from experiments.evaluate import leaderboard_markdown
-
     rows = []
     # a: 90 and 50 -> mean 70; b: 80 and 70 -> mean 75, so b leads though a wins "default".
-    for agent, pct_default, pct_roi in [("a", 90.0, 50.0), ("b", 80.0, 70.0)]:
+    # Rows not in alphabetical order, so columns must be joined by agent, not by position.
+    for agent, pct_default, pct_roi in [("b", 80.0, 70.0), ("a", 90.0, 50.0)]:
         for scenario, pct in [("default", pct_default), ("roi", pct_roi)]:
             rows.append({"agent": agent, "scenario": scenario, "episodes": 4,
                          "mean_score": pct / 10, "ci_low": pct / 10 - 1, "ci_high": pct / 10 + 1,
@@ -66,8 +65,8 @@ def test_readme_markdown_ranks_by_mean_percent_of_oracle():
                          "mean_budget_used": 1.0})
     board = pd.DataFrame(rows)
     spec = {"env_id": "bidenv/AutoBiddingLite-v0", "episodes": 4, "offline_seeds": 2}
-    md = readme_markdown(board, leaderboard_markdown(board), spec,
-                         {"total_seconds": 600.0, "reused_runs": ["x/seed0"]}, workers=2)
+    md = readme_markdown(board, spec, {"total_seconds": 600.0, "reused_runs": ["x/seed0"]},
+                         workers=2)
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| agent"))
     assert lines[header + 2].startswith("| b | 80.0 | 70.0 | 75.0 | 50% | 8.00 [7.00, 9.00] |")
