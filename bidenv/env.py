@@ -253,7 +253,9 @@ class AutoBiddingEnv(gym.Env):
         self.traffic = self.traffic_source.bind(
             c, n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
             rng=self._rng_traffic)
-        expected = self.traffic.expected_volume()
+        # Features use the prior (unperturbed) curve: the day's perturbation is not known
+        # in advance.
+        expected = self.traffic.prior_volume()
         self._elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / max(expected.sum(), 1e-12)
         self._per_tick = max(expected.sum() / self.n_ticks, 1e-12)
         self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names,

@@ -549,7 +549,7 @@ def test_features_recomputed_from_past_infos_and_recording():
     f = {name: i for i, name in enumerate(env.feature_names)}
     rec = env.recording
     assert len(rec) == len(steps) == 48
-    expected = env.traffic.expected_volume()
+    expected = env.traffic.prior_volume()  # the prior curve, never the perturbed one
     per_tick = expected.sum() / 48
     elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / expected.sum()
     infos = [s[4] for s in steps]
@@ -885,3 +885,33 @@ def test_last_tick_opportunities_is_the_agents_view():
     unsure = np.abs(bid - lwc) <= 1e-6 * lwc
     assert sure.sum() > 0
     assert sure.sum() <= info["wins"] <= sure.sum() + unsure.sum()
+
+
+def test_no_look_ahead_into_the_day_volume_perturbation():
+    """Two days that differ only in their volume perturbation give identical first observations
+    (but for the features of the tick's own realised opportunities), and ``traffic_elapsed``
+    follows the prior curve all day."""
+    from bidenv.traffic import FeedTraffic
+
+    names = None
+    days = []
+    for noise in (0.0, 0.5):  # the same number of draws, different perturbations
+        env = AutoBiddingEnv(opportunities_per_day=20_000, n_competitors=7,
+                             traffic=FeedTraffic(volume_noise=noise),
+                             campaign=dict(budget=300.0, target_cpa=50.0))
+        names = env.feature_names
+        obs, _ = env.reset(seed=11)
+        elapsed = [obs[names.index("traffic_elapsed")]]
+        for _ in range(47):
+            o, *_ = env.step(np.zeros(1, np.float32))
+            elapsed.append(o[names.index("traffic_elapsed")])
+        days.append((obs, np.array(elapsed), env.traffic))
+    (obs_a, el_a, tr_a), (obs_b, el_b, tr_b) = days
+    assert not np.allclose(tr_a.expected_volume(), tr_b.expected_volume(), rtol=0.05)
+    np.testing.assert_array_equal(tr_a.prior_volume(), tr_b.prior_volume())
+    own_tick = {"cur_pvalue_mean", "cur_opportunities"}
+    keep = [i for i, n in enumerate(names) if n not in own_tick]
+    np.testing.assert_array_equal(obs_a[keep], obs_b[keep])
+    np.testing.assert_array_equal(el_a, el_b)
+    prior = tr_a.prior_volume()
+    np.testing.assert_allclose(el_a, np.cumsum(np.r_[0.0, prior])[:48] / prior.sum(), rtol=1e-6)

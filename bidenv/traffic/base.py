@@ -453,6 +453,16 @@ class TrafficSource:
         """Expected opportunities in each tick of the bound episode, shape (n_ticks,)."""
         raise NotImplementedError
 
+    def prior_volume(self) -> np.ndarray:
+        """Expected opportunities per tick *before* the episode's perturbation, (n_ticks,).
+
+        What a bidder can know in advance of the day (the calendar's typical curve); the
+        environment's features use it, never :meth:`expected_volume`, which includes the
+        day's random perturbation. Sources without a separate prior return
+        :meth:`expected_volume` (override to remove that look-ahead).
+        """
+        return self.expected_volume()
+
     def sample(self, tick: int, rng: np.random.Generator) -> ImpressionBatch:
         """The opportunities of ``tick`` (0-based) drawn with ``rng``."""
         raise NotImplementedError

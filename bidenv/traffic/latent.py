@@ -328,13 +328,9 @@ class LatentTraffic(TrafficSource):
     def _bind(self, rng: np.random.Generator) -> None:
         coeffs = np.asarray(DIURNAL_LOG_FOURIER) + rng.normal(0.0, self.volume_noise, 6)
         scale = float(np.exp(rng.normal(0.0, self.volume_noise)))
-        curve = diurnal_shares(self.n_ticks, coeffs, self.shift_hours)
-        if self.daytime_tilt:
-            hours = (np.arange(self.n_ticks) + 0.5) * 24.0 / self.n_ticks
-            curve = curve * np.exp(self.daytime_tilt * np.cos(
-                2 * np.pi * (hours - self.tilt_peak_hour) / 24.0))
-            curve /= curve.sum()
-        self._shares = curve * scale
+        self._shares = self._curve(coeffs) * scale
+        # The unperturbed curve: what a bidder knows before the day (no look-ahead).
+        self._prior_shares = self._curve(np.asarray(DIURNAL_LOG_FOURIER, dtype=np.float64))
         self.profile = self._fixed_profile or AdvertiserProfile.draw(
             self.campaigns.category, rng, self.population)
         k = len(self.campaigns)
@@ -345,6 +341,16 @@ class LatentTraffic(TrafficSource):
         self.mult = np.where(self.group_table, self.mult, 0.0).astype(np.float32)
         self.adv = np.asarray(self.adv, np.float32)
         self.tables = Tables.stack([self])
+
+    def _curve(self, coeffs: np.ndarray) -> np.ndarray:
+        """Per-tick shares of the day (sum 1) for diurnal Fourier ``coeffs``, shift and tilt."""
+        curve = diurnal_shares(self.n_ticks, coeffs, self.shift_hours)
+        if self.daytime_tilt:
+            hours = (np.arange(self.n_ticks) + 0.5) * 24.0 / self.n_ticks
+            curve = curve * np.exp(self.daytime_tilt * np.cos(
+                2 * np.pi * (hours - self.tilt_peak_hour) / 24.0))
+            curve /= curve.sum()
+        return curve
 
     def _bind_source(self, rng: np.random.Generator) -> None:  # pragma: no cover - abstract
         """Set ``adv`` (k, r), ``mult`` (G, k) and ``group_table`` (G, k) for the episode."""
@@ -361,6 +367,9 @@ class LatentTraffic(TrafficSource):
     # -- sampling -----------------------------------------------------------------------------
     def expected_volume(self) -> np.ndarray:
         return self.daily_volume * self._shares
+
+    def prior_volume(self) -> np.ndarray:
+        return self.daily_volume * self._prior_shares
 
     def sample(self, tick: int, rng: np.random.Generator) -> ImpressionBatch:
         self._check_bound(tick)

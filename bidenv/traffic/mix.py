@@ -105,6 +105,11 @@ class TrafficMix(TrafficSource):
     def expected_volume(self) -> np.ndarray:
         return np.sum([s.expected_volume() for s in self.sources], axis=0)
 
+    def prior_volume(self) -> np.ndarray:
+        # Hour-dependent reweighting keeps each tick's total, so the sum of the sources'
+        # priors is the mix's prior.
+        return np.sum([s.prior_volume() for s in self.sources], axis=0)
+
     def sample(self, tick, rng):
         self._check_bound(tick)
         if self.tables is not None:
