@@ -50,7 +50,12 @@ class TrainConfig:
         n_envs: Parallel environments (SB3 ``DummyVecEnv``; PPO benefits, SAC/TD3 use 1).
         net_arch: Hidden layer sizes of the policy (and critics).
         learning_rate: Optimiser step size.
-        env_kwargs: Keyword arguments for ``gym.make``.
+        reward_mode: Training reward (the env's ``reward_mode``): ``"expected_score"``
+            (default: the increment of the noise-free expected score, the signal the offline
+            agents learn from), ``"score"`` (the realised, noisy score) or ``"conversions"``.
+            The agent's campaigns are the env's drawn ones (the scenarios' distribution, ROI
+            included) unless ``env_kwargs`` fixes a ``campaign``.
+        env_kwargs: Keyword arguments for ``gym.make`` (a ``reward_mode`` there wins).
         algo_kwargs: Extra keyword arguments for the SB3 algorithm (JSON-able).
     """
 
@@ -61,6 +66,7 @@ class TrainConfig:
     n_envs: int = 4
     net_arch: list = field(default_factory=lambda: [64, 64])
     learning_rate: float = 3e-4
+    reward_mode: str = "expected_score"
     env_kwargs: dict = field(default_factory=dict)
     algo_kwargs: dict = field(default_factory=dict)
 
@@ -74,6 +80,19 @@ class TrainConfig:
             raise ValueError(f"net_arch must be a list of positive integers, got {self.net_arch}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        from bidenv.env import REWARD_MODES
+
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got "
+                             f"{self.reward_mode!r}")
+
+    def make_env(self):
+        """One training environment (registered id, the training reward, ``env_kwargs``)."""
+        import gymnasium as gym
+
+        import bidenv  # noqa: F401  (registers the environments)
+
+        return gym.make(self.env_id, **{"reward_mode": self.reward_mode, **self.env_kwargs})
 
     def model_kwargs(self) -> dict:
         kwargs = {"learning_rate": self.learning_rate, "seed": self.seed, "device": "cpu",
@@ -107,19 +126,15 @@ def _progress_callback(total: int):
 
 def train(config: TrainConfig, out, *, progress: bool = True) -> Path:
     """Train an SB3 agent and write model.zip, policy.pt and config.json into ``out``."""
-    import gymnasium as gym
     import torch
     from stable_baselines3.common.env_util import make_vec_env
-
-    import bidenv  # noqa: F401  (registers the environments)
 
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_envs = config.n_envs if config.algo == "ppo" else 1
     # A callable, so that SB3 does not ask the env for an rgb_array render mode it lacks.
-    venv = make_vec_env(lambda: gym.make(config.env_id, **config.env_kwargs), n_envs=n_envs,
-                        seed=config.seed)
+    venv = make_vec_env(config.make_env, n_envs=n_envs, seed=config.seed)
     cls = _algo_class(config.algo)
     try:
         import tensorboard  # noqa: F401

@@ -48,6 +48,8 @@ FEATURES = (
     ("is_roi", "1 for an ROI campaign, 0 otherwise", 0.0, 1.0),
 )
 FEATURE_NAMES = tuple(f[0] for f in FEATURES)
+#: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
+REWARD_MODES = ("score", "expected_score", "conversions")
 PVALUE_UNIT = 1e-3
 _F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 
@@ -96,7 +98,10 @@ class AutoBiddingEnv(gym.Env):
 
     ## Rewards
     ``reward_mode="score"`` (default): the increment of the penalised score, so the return of
-    a day is its final score. ``reward_mode="conversions"``: the tick's conversions (sales
+    a day is its final score. ``reward_mode="expected_score"``: the increment of the
+    noise-free ``expected_score`` (exposure probability x true conversion probability of the
+    slots won; the offline agents' training signal), so a day's return is its expected score.
+    ``reward_mode="conversions"``: the tick's conversions (sales
     value for an ROI campaign).
 
     ## Starting State
@@ -127,7 +132,7 @@ class AutoBiddingEnv(gym.Env):
     | ``mechanism`` | ``"gsp"`` | ``"gsp"``, ``"first_price"`` or ``"vcg"`` |
     | ``reserve_price`` | 0.01 | minimum bid and price |
     | ``beta`` | 2.0 | exponent of the constraint penalty |
-    | ``reward_mode`` | ``"score"`` | ``"score"`` or ``"conversions"`` |
+    | ``reward_mode`` | ``"score"`` | ``"score"``, ``"expected_score"`` or ``"conversions"`` |
     | ``campaign`` | None | a ``Campaign`` or dict; None draws one per episode |
     | ``traffic`` | ``"mixed"`` | ``"mixed"``, ``"feed"``, ``"search"`` or a ``TrafficSource`` |
     | ``competitors`` | None | a batch policy (``bidenv.competitors``); None: heuristic mix |
@@ -170,8 +175,8 @@ class AutoBiddingEnv(gym.Env):
             raise ValueError(f"reserve_price must be a finite number >= 0, got {reserve_price!r}")
         if not (isinstance(beta, (int, float, np.number)) and math.isfinite(beta) and beta >= 0):
             raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        if reward_mode not in ("score", "conversions"):
-            raise ValueError(f"reward_mode must be 'score' or 'conversions', got {reward_mode!r}")
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
         if not (math.isfinite(max_alpha) and max_alpha > 1):
             raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
         self.n_ticks = int(n_ticks)
@@ -275,6 +280,7 @@ class AutoBiddingEnv(gym.Env):
         self.hist = np.zeros((6, self.n_ticks, k))
         self.tick = 0
         self.score = 0.0
+        self.expected_score = 0.0
         self._last_info = None
         self.recording = [] if self.record else None
         self._tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
@@ -300,11 +306,15 @@ class AutoBiddingEnv(gym.Env):
             actions[1:] = np.clip(comp, -1.0, 1.0)
         alpha = np.exp(actions * self._log_max)
         tick_stats = self._simulate_tick(self.batch, alpha)
-        prev_score = self.score
+        prev_score, prev_expected = self.score, self.expected_score
         self.tick += 1
         self.score = self._agent_score(self.conv[0], self.value[0], self.spent[0])
+        self.expected_score = self._agent_score(self.exp_conv[0], self.exp_value[0],
+                                                self.exp_cost[0])
         if self.reward_mode == "score":
             reward = self.score - prev_score
+        elif self.reward_mode == "expected_score":
+            reward = self.expected_score - prev_expected
         else:
             reward = tick_stats[4 if self.c.is_roi[0] else 3, 0]
         terminated = bool(self.tick >= self.n_ticks or self.exhausted[0]
@@ -319,6 +329,22 @@ class AutoBiddingEnv(gym.Env):
             self._record_rest_of_day()
         return self.obs_all[0].copy(), float(reward), bool(terminated), False, info
 
+    def record_day_without_agent(self) -> None:
+        """Record the whole day just reset with the agent out of the market.
+
+        Needs ``record=True`` and a freshly reset episode. The competitors bid as they would
+        without the agent; traffic and outcome draws are those of any other policy on the same
+        seed (common random numbers). ``bidenv.oracle.reference_hindsight`` uses it: the oracle
+        of this recording does not depend on any agent's policy, so it is one yardstick for
+        every agent on the day. The episode is over afterwards (call ``reset``).
+        """
+        if self.recording is None:
+            raise RuntimeError("record_day_without_agent needs an env made with record=True")
+        if self.traffic is None or self.tick != 0 or self._done:
+            raise RuntimeError("record_day_without_agent needs a freshly reset episode")
+        self._record_rest_of_day()
+        self.tick = self.n_ticks
+
     def _record_rest_of_day(self) -> None:
         """Play the ticks left after the agent's early end, with the agent out of the market.
 
@@ -332,8 +358,9 @@ class AutoBiddingEnv(gym.Env):
         self.exhausted[0] = True
         for t in range(saved[0], self.n_ticks):
             self.tick = t
-            self.batch = self.traffic.sample(t, self._rng_traffic)
-            self.obs_all = self._observe()
+            if t > saved[0] or self.batch is None:  # the current tick may be drawn already
+                self.batch = self.traffic.sample(t, self._rng_traffic)
+                self.obs_all = self._observe()
             actions = np.zeros(self.k)
             if self.k > 1:
                 actions[1:] = np.clip(np.asarray(self.competitor_policy.act(self.obs_all[1:]),
@@ -558,8 +585,7 @@ class AutoBiddingEnv(gym.Env):
             "expected_conversions": float(self.exp_conv[0]),
             "expected_value": float(self.exp_value[0]),
             "expected_cost": float(self.exp_cost[0]),
-            "expected_score": self._agent_score(self.exp_conv[0], self.exp_value[0],
-                                                self.exp_cost[0]),
+            "expected_score": self.expected_score,
             "constraint": camp.constraint,
             "target": camp.target,
         }

@@ -74,6 +74,21 @@ The oracle (proof sketch)
    the expected spend a little above the budget near the end of the day (the contract's
    "small noise of realised spend near the budget").
 
+One yardstick per day
+---------------------
+Competitors pace their budgets, so the prices of a day depend on the agent's own bidding, and
+the oracle of each agent's own recording is a different number (``own_oracle_score`` in the
+evaluation): on the same day they differ by a few percent, as much as the gaps between
+neighbouring agents. Agents are therefore divided by one *yardstick* per day,
+:func:`reference_hindsight`: the oracle of the same day (seed and campaign) recorded with the
+agent **out of the market**, the competitors bidding as they would without it. Why this
+reference: it depends on no policy at all (not on the agents of a run, nor on a chosen
+reference bidder whose quirks would favour agents that resemble it), it is "what the day
+offered" at the prices the rest of the market set, and it costs one env day and one oracle
+per day, shared by all agents. It is not a strict bound for an agent that takes part: the
+competitors react to its purchases (usually by paying more, so it is rarely exceeded); the
+evaluation reports how often and by how much a policy's expected score exceeds it.
+
 Only the ticks recorded are used. When the agent's day ends early (budget gone), the env
 (``record=True``) plays and records the rest of the day with the agent out of the market,
 so the oracle covers the whole day; called mid-episode it covers the ticks played so far
@@ -124,6 +139,7 @@ __all__ = [
     "fixed_alpha_outcomes",
     "hindsight",
     "maximise_penalised",
+    "reference_hindsight",
     "value_curve",
 ]
 
@@ -706,3 +722,22 @@ def hindsight(env) -> dict:
         "ticks": day.n_ticks,
         "complete": day.n_ticks >= int(base.n_ticks),
     }
+
+
+def reference_hindsight(env, *, seed: int, options: dict | None = None) -> dict:
+    """The day's common yardstick: :func:`hindsight` on the day without the agent.
+
+    Resets ``env`` (made with ``record=True``) with ``seed`` and ``options`` (the campaign),
+    records the whole day with the agent out of the market
+    (``AutoBiddingEnv.record_day_without_agent``) and returns the oracle of that recording
+    (same keys as :func:`hindsight`). It depends only on the env's settings, the seed and the
+    campaign, never on an agent, so every agent evaluated on that day is divided by the same
+    number (see "One yardstick per day" in the module docstring). The env's episode is over
+    afterwards.
+    """
+    base = getattr(env, "unwrapped", env)
+    if getattr(base, "recording", None) is None and not getattr(base, "record", False):
+        raise ValueError("reference_hindsight needs an env made with record=True")
+    env.reset(seed=seed, options=options)
+    base.record_day_without_agent()
+    return hindsight(base)

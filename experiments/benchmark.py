@@ -12,19 +12,33 @@ benchmark re-run with the same command picks up where it stopped):
    seed (``DIR/runs/<agent>/seed<k>``), in parallel processes with ``--workers``;
 3. evaluate the heuristics and every trained run with :func:`experiments.evaluate.evaluate`
    on days ``reset(seed=S + 1_000_000 + i)``, disjoint from the data's days (``S + i``) and
-   from training-time evaluation; runs of one agent over several training seeds are pooled
-   under the agent's name;
-4. write ``episodes.csv``, ``leaderboard.csv/.md``, the figures and ``benchmark.json``
-   (settings and timings); with ``--readme``, splice the leaderboard into that file between
-   ``<!-- leaderboard:start -->`` and ``<!-- leaderboard:end -->``.
+   from training-time evaluation, every agent divided by the day's common yardstick; each
+   GAS checkpoint is also evaluated with one candidate (``gas_1candidate``: its own decision
+   transformer without the search), so the search gain is a paired difference on the same
+   checkpoints; the runs of one agent (training seeds) keep their ``run`` label and the
+   statistics resample them (seeds, then days);
+4. write ``episodes.csv``, ``leaderboard.csv/.md``, ``summary.csv`` (mean, IQM and
+   optimality gap with two-level bootstrap intervals), ``paired.csv`` (every agent minus the
+   reference agent on the same days, 95% intervals, probability of improvement), the figures
+   (``performance_profile.png`` among them), ``training.csv`` (each agent's training budget)
+   and ``benchmark.json`` (settings and timings); with ``--readme``, splice the leaderboard
+   into that file between ``<!-- leaderboard:start -->`` and ``<!-- leaderboard:end -->``.
+
+Fair training: every learned agent learns from the same campaign distribution as the
+scenarios (the env's drawn agent campaigns, ROI included: :func:`bidenv.campaign.
+draw_agent_campaign`, which the offline data collection uses too) and from the noise-free
+reward: the SB3 agents train with ``reward_mode="expected_score"``, the offline agents on the
+expected score increments.
 
 Presets: ``smoke`` is a pipeline check sized for CI (tiny data, a few hundred steps);
-``full`` is the real benchmark (sized to finish within an hour on 2 cores).
+``full`` is the real benchmark: 3 training seeds per learned agent, 20 held-out days per
+scenario, on the calibrated market (Lite is the full env's market at a tenth of the volume).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +48,10 @@ import pandas as pd
 
 EVAL_SEED_OFFSET = 1_000_000
 HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
+#: The agent every other one is compared with on the same days (paired differences).
+REFERENCE_AGENT = "online_lp"
+#: Reward the SB3 agents train on (the offline agents' signal, free of outcome noise).
+SB3_REWARD = "expected_score"
 OFFLINE_AGENTS = ["bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"]
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
@@ -46,12 +64,12 @@ PRESETS = {
     },
     "full": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 600,
-        "sb3": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "sb3_seeds": 1,
+        "sb3": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "sb3_seeds": 3,
         "offline": {"bc": ("bc", 2000, {}), "bc_top30": ("bc", 2000, {"top_fraction": 0.3}),
                     "iql": ("iql", 3000, {}), "cql": ("cql", 1500, {}),
                     "dt": ("dt", 2000, {}), "gave": ("gave", 2000, {}),
                     "gave_stable": ("gave_stable", 2000, {}), "gas": ("gas", 2000, {})},
-        "offline_seeds": 2, "episodes": 10, "scenarios": "default",
+        "offline_seeds": 3, "episodes": 20, "scenarios": "default",
     },
 }
 
@@ -77,8 +95,8 @@ def _train_job(job) -> tuple[str, float | None, bool]:
     if kind == "sb3":
         from agents.sb3 import TrainConfig, train
 
-        train(TrainConfig(algo=name, env_id=env_id, timesteps=steps, seed=seed), run_dir,
-              progress=False)
+        train(TrainConfig(algo=name, env_id=env_id, timesteps=steps, seed=seed, **config),
+              run_dir, progress=False)
     else:
         import agents
         from agents.common import fit
@@ -107,36 +125,136 @@ def splice_readme(readme, markdown: str, command: str) -> None:
     atomic_write_text(readme, head + block + tail)
 
 
-def readme_markdown(board: pd.DataFrame, spec: dict, timings: dict, workers: int) -> str:
-    """A compact leaderboard for the README: one row per agent with its percent of the
-    oracle in every scenario, ranked by the mean over scenarios, the default scenario's score
-    with its interval, and the per-scenario tables folded away below."""
+def training_table(spec: dict, train_seconds: dict) -> pd.DataFrame:
+    """Each learned agent's training budget: kind, steps, data days, seeds, wall time.
+
+    ``train_seconds`` maps ``label/seedK`` to the seconds of that run (None when unknown,
+    e.g. a reused run trained before seconds were recorded)."""
+    rows = []
+    for algo, steps in spec["sb3"].items():
+        rows.append({"agent": algo, "kind": "online (SB3)", "steps": steps,
+                     "step_unit": "env steps", "data_days": steps / 48,
+                     "seeds": spec["sb3_seeds"]})
+    for label, (_, steps, _) in spec["offline"].items():
+        rows.append({"agent": label, "kind": "offline", "steps": steps,
+                     "step_unit": "gradient steps", "data_days": spec["collect_episodes"],
+                     "seeds": spec["offline_seeds"]})
+    for row in rows:
+        secs = [v for k, v in train_seconds.items()
+                if k.rsplit("/", 1)[0] == row["agent"] and v is not None]
+        row["mean_train_seconds"] = sum(secs) / len(secs) if secs else math.nan
+        row["runs_timed"] = len(secs)
+    frame = pd.DataFrame(rows)
+    return frame[frame["agent"].isin({k.rsplit("/", 1)[0] for k in train_seconds})
+                 ].reset_index(drop=True) if train_seconds else frame.iloc[:0]
+
+
+def _interval(point: float, lo: float, hi: float, fmt: str = ".1f") -> str:
+    if not math.isfinite(point):
+        return ""
+    return f"{point:{fmt}} [{lo:{fmt}}, {hi:{fmt}}]"
+
+
+def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataFrame | None,
+                    training: pd.DataFrame, frame: pd.DataFrame, spec: dict, timings: dict,
+                    workers: int, reference: str | None) -> str:
+    """The README leaderboard: agents ranked by their mean percent of the day's yardstick
+    over all scenarios with two-level bootstrap intervals, IQM, optimality gap, the paired
+    difference against the reference agent with its interval and probability of improvement,
+    violations and training budget; a per-scenario table; what the intervals allow one to
+    conclude; and the per-scenario detail folded away."""
     from experiments.evaluate import leaderboard_markdown, markdown_table
+    from experiments.stats import agent_matrix, day_columns, paired_difference
+
+    summary = summary.set_index("agent")
+    order = list(summary["mean"].sort_values(ascending=False, kind="stable").index)
+    viol = board.groupby("agent")["violation_rate"].mean()
+    table = pd.DataFrame(index=pd.Index(order, name="agent"))
+    table["runs"] = summary["runs"].astype(int)
+    table["mean % [95% CI]"] = [_interval(summary.at[a, "mean"], summary.at[a, "mean_low"],
+                                          summary.at[a, "mean_high"]) for a in order]
+    table["IQM %"] = [_interval(summary.at[a, "iqm"], summary.at[a, "iqm_low"],
+                                summary.at[a, "iqm_high"]) for a in order]
+    table["optimality gap"] = [f"{summary.at[a, 'optimality_gap']:.1f}" for a in order]
+    if paired is not None and len(paired):
+        allrows = paired[paired["scenario"] == "all"].set_index("agent")
+        diff, poi = [], []
+        for a in order:
+            if a == reference:
+                diff.append("(reference)")
+                poi.append("")
+                continue
+            r = allrows.loc[a]
+            mark = "" if r["significant"] else " ~"
+            diff.append(_interval(r["mean_diff"], r["ci_low"], r["ci_high"], "+.1f") + mark)
+            poi.append(f"{r['prob_improvement']:.2f}")
+        table[f"vs {reference} (paired)"] = diff
+        table[f"P(> {reference})"] = poi
+    table["violations"] = [f"{viol.get(a, math.nan):.0%}" for a in order]
+    budget = training.set_index("agent") if len(training) else pd.DataFrame()
+
+    def train_cell(a):
+        base = a.removesuffix("_1candidate")
+        if base not in budget.index:
+            return "none (heuristic)" if a in HEURISTICS else ""
+        r = budget.loc[base]
+        k = f"{r['steps'] / 1000:g}k {r['step_unit']}"
+        data = (f" on {r['data_days']:.0f} logged days" if r["kind"] == "offline"
+                else f" ({r['data_days']:.0f} simulated days)")
+        mins = (f", {r['mean_train_seconds'] / 60:.1f} min/seed"
+                if math.isfinite(r["mean_train_seconds"]) else "")
+        return k + data + mins + (" (same checkpoints, 1 candidate)" if base != a else "")
+
+    table["training"] = [train_cell(a) for a in order]
+    table = table.reset_index()
 
     pct = board.pivot(index="agent", columns="scenario", values="mean_pct_of_oracle")
-    pct = pct[list(dict.fromkeys(board["scenario"]))]
-    table = pct.add_suffix(" %")
-    table["mean %"] = pct.mean(axis=1)
-    table = table.apply(lambda col: col.map(lambda v: f"{v:.1f}"))
-    table["violations"] = board.groupby("agent")["violation_rate"].mean().map(
-        lambda v: f"{v:.0%}")
-    default = board[board["scenario"] == "default"].set_index("agent")
-    if len(default):
-        table["default score [95% CI]"] = default.apply(
-            lambda r: f"{r.mean_score:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]", axis=1)
-    order = pct.mean(axis=1).sort_values(ascending=False, kind="stable").index
-    table = table.loc[order].reset_index()
+    pct = pct[list(dict.fromkeys(board["scenario"]))].loc[order]
+    per_scenario = pct.map(lambda v: f"{v:.1f}").reset_index()
 
+    notes = []
+    # Are the top two separable? Paired difference on the same days, seeds then days.
+    strata = day_columns(frame)["scenario"].to_numpy()
+    if len(order) > 1:
+        a, b = order[0], order[1]
+        d = paired_difference(agent_matrix(frame, a), agent_matrix(frame, b), strata=strata)
+        inside = d["ci_low"] <= 0 <= d["ci_high"]
+        notes.append(
+            f"Leader over all scenarios: **{a}**, ahead of {b} by "
+            f"{_interval(d['mean_diff'], d['ci_low'], d['ci_high'], '+.1f')} points (paired, "
+            f"95% interval): " + ("the gap is inside the interval, so the two are not "
+                                  "separable on these days." if inside else
+                                  "the interval excludes 0."))
+    if "gas" in set(frame["agent"]) and "gas_1candidate" in set(frame["agent"]):
+        d = paired_difference(agent_matrix(frame, "gas"), agent_matrix(frame, "gas_1candidate"),
+                              strata=strata)
+        gain = _interval(d["mean_diff"], d["ci_low"], d["ci_high"], "+.1f")
+        notes.append(f"GAS's critic-guided search on the same checkpoints (gas minus "
+                     f"gas_1candidate): {gain} points, probability of improvement "
+                     f"{d['prob_improvement']:.2f}.")
+    above = (frame["expected_score"] > frame["oracle_score"] * (1 + 1e-9))
+    if len(frame):
+        worst = frame.loc[above, "pct_of_oracle"].max() if above.any() else math.nan
+        notes.append(f"The yardstick is exceeded on {above.mean():.1%} of agent-days"
+                     + (f" (at most {worst:.1f}%)" if above.any() else "") + ".")
     reused = timings.get("reused_runs", [])
     note = (f" and reused {len(reused)} finished training runs from an earlier one"
             if reused else "")
     return (
-        "Percent of the hindsight oracle's expected score (mean over held-out days) per "
-        "scenario; `violations` is the share of days breaking the constraint by more than 5%.\n\n"
+        "Percent of the day's **yardstick**: the hindsight oracle of the same day and campaign "
+        "with the agent out of the market, one number per (scenario, day) for every agent. "
+        "Intervals are 95% two-level bootstrap intervals (training seeds, then days within "
+        "each scenario); the paired column is the agent minus the reference on the same days "
+        "(`~`: the interval contains 0, no separable difference); `P(> ...)` is the "
+        "probability of improvement (Agarwal et al. 2021); `violations` is the share of days "
+        "whose expected CPA (ROI) misses the target by more than 5%.\n\n"
         + markdown_table(table)
-        + f"\nLeader over all scenarios: **{order[0]}**. Agents trained on `{spec['env_id']}`; "
-        f"{spec['episodes']} held-out days per scenario (common random numbers); offline "
-        f"agents pooled over {spec['offline_seeds']} training seeds. This invocation took "
+        + "\nPer scenario (mean % of the yardstick):\n\n" + markdown_table(per_scenario)
+        + "\n" + " ".join(notes)
+        + f" Agents trained and evaluated on `{spec['env_id']}` (the calibrated market at a "
+        f"tenth of the volume); {spec['episodes']} held-out days per scenario (common random "
+        f"numbers); learned agents over {spec['offline_seeds']} (offline) and "
+        f"{spec['sb3_seeds']} (SB3) training seeds. This invocation took "
         f"{timings['total_seconds'] / 60:.0f} min with {workers} worker(s) on "
         f"{os.cpu_count()} cores{note}.\n"
         "\n<details><summary>Per-scenario tables (score, interval, median, IQM, budget used)"
@@ -150,7 +268,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
 
     from bidenv.offline import collect, load_dataset, save_dataset
     from experiments.evaluate import evaluate, write_results
-    from experiments.io import atomic_write_json
+    from experiments.io import atomic_write_csv, atomic_write_json
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
@@ -180,7 +298,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     for algo, steps in spec["sb3"].items():
         for k in range(spec["sb3_seeds"]):
             jobs.append(("sb3", algo, steps, seed + k, str(out / "runs" / algo / f"seed{k}"),
-                         None, spec["env_id"], {}))
+                         None, spec["env_id"], {"reward_mode": SB3_REWARD}))
     labels = []  # one per job
     for algo in spec["sb3"]:
         labels += [algo] * spec["sb3_seeds"]
@@ -221,25 +339,32 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     timings["reused_runs"] = reused
     timings["train_wall_seconds"] = time.perf_counter() - t0
 
-    # 3. evaluation: each run under its own spec, then pooled by agent name
+    # 3. evaluation: each run under its own label, then pooled by agent with a ``run`` column
     heuristics = [h for h in HEURISTICS if agents_subset is None or h in agents_subset]
-    specs = heuristics + [f"{job[1]}:{job[4]}" for job in jobs]
-    label_of = dict(zip(specs, heuristics + labels))
+    entries = [(h, h, {}) for h in heuristics]
+    label_of = {h: h for h in heuristics}
+    for job, label in zip(jobs, labels):
+        run = f"{label}/{Path(job[4]).name}"
+        entries.append((run, f"{job[1]}:{job[4]}", {}))
+        label_of[run] = label
+        if job[1] == "gas":  # the same checkpoint without the search
+            run1 = f"gas_1candidate/{label}/{Path(job[4]).name}"
+            entries.append((run1, f"gas:{job[4]}", {"n_candidates": 1}))
+            label_of[run1] = "gas_1candidate" if label == "gas" else f"{label}_1candidate"
     t0 = time.perf_counter()
-    frame, traces = evaluate(specs, episodes=spec["episodes"], seed=seed + EVAL_SEED_OFFSET,
+    frame, traces = evaluate(entries, episodes=spec["episodes"], seed=seed + EVAL_SEED_OFFSET,
                              scenarios=spec["scenarios"], env_id=spec["env_id"],
                              workers=workers, progress=progress)
     timings["evaluate_seconds"] = time.perf_counter() - t0
-    # Pool the runs of one label (training seeds) under that label.
-    from experiments.evaluate import display_names
-
-    shown = {v: label_of[k] for k, v in display_names(specs).items()}
     frame["run"] = frame["agent"]
-    frame["agent"] = frame["agent"].map(shown)
+    frame["agent"] = frame["agent"].map(label_of)
     if len(traces):
-        traces["agent"] = traces["agent"].map(shown)
+        traces["agent"] = traces["agent"].map(label_of)
         traces = traces.drop_duplicates(["agent", "scenario", "episode", "tick"])
-    board = write_results(frame, traces, out, echo=progress)
+    training = training_table(spec, train_seconds)
+    atomic_write_csv(out / "training.csv", training)
+    reference = REFERENCE_AGENT if REFERENCE_AGENT in set(frame["agent"]) else None
+    board = write_results(frame, traces, out, echo=progress, reference=reference)
     timings["total_seconds"] = time.perf_counter() - start
     atomic_write_json(out / "benchmark.json", {
         "preset": preset, "seed": seed, "eval_seed": seed + EVAL_SEED_OFFSET,
@@ -247,6 +372,8 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
         "train_seconds": train_seconds, "settings": spec})
     if readme is not None:
         command = f"bidenv benchmark --preset {preset} --seed {seed} --out {out}"
-        md = readme_markdown(board, spec, timings, workers)
+        paired = pd.read_csv(out / "paired.csv") if (out / "paired.csv").is_file() else None
+        md = readme_markdown(board, pd.read_csv(out / "summary.csv"), paired, training, frame,
+                             spec, timings, workers, reference)
         splice_readme(readme, md, command + " --readme README.md")
     return board

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a preset (default, smoke, grid, roi) or comma-separated scenario names")
     e.add_argument("--env", default="bidenv/AutoBidding-v0", help="environment id")
     e.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    e.add_argument("--reference", default=None,
+                   help="agent every other agent is compared with on the same days in "
+                        "paired.csv (default: the first agent)")
     e.add_argument("--out", required=True, help="output folder")
 
     t = sub.add_parser("train", help="train an agent: online RL (ppo, sac, td3) in the "
@@ -179,7 +182,7 @@ def main(argv=None) -> int:
         try:
             run_evaluate(args.agents, episodes=args.episodes, seed=args.seed,
                          scenarios=args.scenarios, out=args.out, env_id=args.env,
-                         workers=args.workers)
+                         workers=args.workers, reference=args.reference)
         except ValueError as exc:
             raise SystemExit(f"bidenv evaluate: {exc}") from None
     elif args.command == "train":

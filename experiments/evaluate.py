@@ -3,9 +3,21 @@
 Common random numbers: episode ``i`` of a scenario is ``env.reset(seed=seed + i,
 options=<scenario's campaign>)`` for every agent, so every agent sees the same traffic, the same
 competitors' campaigns and heuristics, and the same per-opportunity exposure and conversion
-draws (the environment keeps independent random streams per part). Competitors react to the
-market, so what they bid still depends on the agent; the oracle is computed per agent and day
-from the bids that were actually recorded.
+draws (the environment keeps independent random streams per part).
+
+One yardstick per day: competitors react to the market, so what they bid depends on the agent,
+and the hindsight oracle of each agent's own recording differs from agent to agent
+(``own_oracle_score``). Every agent on a (scenario, day) is divided by the same number,
+``oracle_score``: the oracle of that day recorded with the agent out of the market
+(:func:`bidenv.oracle.reference_hindsight`), which depends on no agent, so adding or removing an
+agent never changes another agent's rows. ``pct_of_oracle`` is relative to it; a policy can
+exceed it a little (the rivals react to it), and the leaderboard reports how often
+(``share_above_yardstick``) and by how much (``max_pct_of_oracle``).
+
+Constraints are judged on the noise-free expected CPA / ROI (``violated``: expected cost /
+expected conversions above ``VIOLATION_TOLERANCE`` x target, or expected value / expected cost
+below target / tolerance); the realised ones, with a handful of conversions a day mostly noise,
+give ``violated_realised``.
 
 Outputs (``--out DIR``): ``episodes.csv`` (one row per agent x scenario x episode),
 ``leaderboard.csv`` and ``leaderboard.md`` (per agent x scenario: mean expected score with a
@@ -103,6 +115,20 @@ def _violated(constraint: str, cpa: float, roi: float, target: float) -> bool:
     return False
 
 
+def violation_flags(constraint: str, target: float, info: dict) -> tuple[bool, bool]:
+    """(violated on the expected CPA/ROI, violated on the realised one) for a final info."""
+    exp_cpa = _ratio(info["expected_cost"], info["expected_conversions"])
+    exp_roi = _ratio(info["expected_value"], info["expected_cost"])
+    return (_violated(constraint, exp_cpa, exp_roi, target),
+            _violated(constraint, info["cpa"], info["roi"], target))
+
+
+def _ratio(num: float, den: float) -> float:
+    if den > 0:
+        return num / den
+    return math.nan if num == 0 else math.inf
+
+
 def play_episode(env, agent, *, seed: int, options: dict | None, trace: bool = False):
     """One day: returns (final info, per-tick trace rows or None). Calls ``agent.update``."""
     obs, info = env.reset(seed=seed, options=options)
@@ -128,10 +154,9 @@ def _episode_row(env, agent_name: str, scenario: Scenario, episode: int, seed: i
     from bidenv.oracle import hindsight
 
     camp = env.unwrapped.agent_campaign
-    oracle = hindsight(env)
+    own = hindsight(env)
     target = camp.target
-    pct = 100.0 * info["expected_score"] / oracle["oracle_score"] if oracle["oracle_score"] > 0 \
-        else math.nan
+    violated, violated_realised = violation_flags(camp.constraint, target, info)
     return {
         "agent": agent_name, "scenario": scenario.name, "episode": episode, "seed": seed,
         "constraint": camp.constraint, "budget": camp.budget, "target": target,
@@ -139,13 +164,37 @@ def _episode_row(env, agent_name: str, scenario: Scenario, episode: int, seed: i
         "conversions": info["total_conversions"],
         "expected_conversions": info["expected_conversions"], "value": info["total_value"],
         "cost": info["total_cost"], "cpa": info["cpa"], "roi": info["roi"],
+        "expected_cost": info["expected_cost"], "expected_value": info["expected_value"],
+        "expected_cpa": _ratio(info["expected_cost"], info["expected_conversions"]),
+        "expected_roi": _ratio(info["expected_value"], info["expected_cost"]),
         "budget_used": info["total_cost"] / camp.budget,
-        "violated": _violated(camp.constraint, info["cpa"], info["roi"], target),
-        "oracle_score": oracle["oracle_score"],
-        "best_fixed_alpha": oracle["best_fixed_alpha"],
-        "best_fixed_alpha_score": oracle["best_fixed_alpha_score"],
-        "pct_of_oracle": pct, "ticks": info["tick"],
+        "violated": violated, "violated_realised": violated_realised,
+        "own_oracle_score": own["oracle_score"],
+        "own_best_fixed_alpha_score": own["best_fixed_alpha_score"],
+        "ticks": info["tick"],
     }
+
+
+def _reference_row(env, scenario: Scenario, episode: int, seed: int, options: dict) -> dict:
+    """The day's yardstick (oracle without the agent), shared by every agent on the day."""
+    from bidenv.oracle import reference_hindsight
+
+    ref = reference_hindsight(env, seed=seed, options=options)
+    return {"scenario": scenario.name, "episode": episode,
+            "oracle_score": ref["oracle_score"], "best_fixed_alpha": ref["best_fixed_alpha"],
+            "best_fixed_alpha_score": ref["best_fixed_alpha_score"]}
+
+
+def attach_yardstick(rows: pd.DataFrame, references: pd.DataFrame) -> pd.DataFrame:
+    """Join each agent row to its day's yardstick and compute ``pct_of_oracle`` from it."""
+    frame = rows.merge(references, on=["scenario", "episode"], how="left", validate="m:1")
+    if frame["oracle_score"].isna().any():
+        raise RuntimeError("a (scenario, episode) has no yardstick")
+    frame["pct_of_oracle"] = np.where(frame["oracle_score"] > 0,
+                                      100.0 * frame["expected_score"]
+                                      / frame["oracle_score"].where(frame["oracle_score"] > 0),
+                                      math.nan)
+    return frame
 
 
 def _run_task(task) -> tuple[list[dict], list[dict]]:
@@ -156,10 +205,16 @@ def _run_task(task) -> tuple[list[dict], list[dict]]:
     import bidenv  # noqa: F401  (registers the envs)
 
     agent_spec, name, env_id, env_kwargs, jobs, seed = task
-    agent = agents.from_spec(agent_spec)
+    agent_spec, agent_kwargs = agent_spec if isinstance(agent_spec, tuple) else (agent_spec, {})
     env = gym.make(env_id, record=True, **env_kwargs)
     volume = env.unwrapped.opportunities_per_day
     rows, traces = [], []
+    if agent_spec is None:  # the days' yardsticks
+        for scenario, episode, _ in jobs:
+            rows.append(_reference_row(env, scenario, episode, seed + episode,
+                                       scenario.options(volume)))
+        return rows, traces
+    agent = agents.from_spec(agent_spec, **agent_kwargs)
     for scenario, episode, want_trace in jobs:
         info, trace = play_episode(env, agent, seed=seed + episode,
                                    options=scenario.options(volume), trace=want_trace)
@@ -194,7 +249,10 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
     """Evaluate agents with common random numbers; returns (episodes frame, traces frame).
 
     Args:
-        agent_specs: Agent specs (``name`` or ``name:checkpoint``), a list or comma string.
+        agent_specs: Agent specs (``name`` or ``name:checkpoint``), a list or comma string;
+            a list may also hold ``(label, spec, kwargs)`` tuples: the agent built by
+            ``agents.from_spec(spec, **kwargs)`` and shown as ``label`` (e.g. one checkpoint
+            evaluated with a setting changed).
         episodes: Days per scenario (episode i uses ``seed + i``).
         seed: First episode seed.
         scenarios: A preset name, scenario names, or a list of :class:`Scenario`.
@@ -208,41 +266,52 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
 
     if isinstance(agent_specs, str):
         agent_specs = [s.strip() for s in agent_specs.split(",") if s.strip()]
-    agent_specs = list(dict.fromkeys(agent_specs))
-    if not agent_specs:
+    entries = {}  # label -> (spec, kwargs)
+    plain = [s for s in agent_specs if not isinstance(s, tuple)]
+    names = display_names(list(dict.fromkeys(plain)))
+    for item in agent_specs:
+        label, spec, kwargs = item if isinstance(item, tuple) else (names[item], item, {})
+        if entries.get(label, (spec, kwargs)) != (spec, kwargs):
+            raise ValueError(f"agents: two different agents are labelled {label!r}")
+        entries[label] = (spec, dict(kwargs))
+    if not entries:
         raise ValueError("agents must name at least one agent")
-    for spec in agent_specs:  # fail fast, before any worker starts
-        agents.from_spec(spec)
+    for spec, kwargs in entries.values():  # fail fast, before any worker starts
+        agents.from_spec(spec, **kwargs)
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     scenario_list = get_scenarios(scenarios)
     env_kwargs = dict(env_kwargs or {})
-    names = display_names(agent_specs)
-    tasks = []
-    for spec in agent_specs:
+    # The yardstick of each (scenario, day) first: it depends on no agent.
+    tasks = [(None, None, env_id, env_kwargs, [(scenario, episode, False)], seed)
+             for scenario in scenario_list for episode in range(episodes)]
+    for label, (spec, kwargs) in entries.items():
         for s_i, scenario in enumerate(scenario_list):
             for episode in range(episodes):
                 jobs = [(scenario, episode, s_i == 0 and episode == 0)]
-                tasks.append((spec, names[spec], env_id, env_kwargs, jobs, seed))
-    rows, traces = [], []
+                tasks.append(((spec, kwargs), label, env_id, env_kwargs, jobs, seed))
+    rows, references, traces = [], [], []
     bar = tqdm(total=len(tasks), desc="evaluating", unit="day", disable=not progress)
+
+    def take(task, result):
+        r, t = result
+        (references if task[0] is None else rows).extend(r)
+        traces.extend(t)
+        bar.update()
+
     if workers == 1:
         for task in tasks:
-            r, t = _run_task(task)
-            rows += r
-            traces += t
-            bar.update()
+            take(task, _run_task(task))
     else:
-        with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-            for r, t in pool.map(_run_task, tasks, chunksize=1):
-                rows += r
-                traces += t
-                bar.update()
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
+                                 initializer=_init_worker) as pool:
+            for task, result in zip(tasks, pool.map(_run_task, tasks, chunksize=1)):
+                take(task, result)
     bar.close()
-    frame = pd.DataFrame(rows)
-    order = {names[s]: i for i, s in enumerate(agent_specs)}
+    frame = attach_yardstick(pd.DataFrame(rows), pd.DataFrame(references))
+    order = {label: i for i, label in enumerate(entries)}
     frame = frame.sort_values(["agent", "scenario", "episode"],
                               key=lambda c: c.map(order) if c.name == "agent" else c,
                               kind="stable").reset_index(drop=True)
@@ -253,43 +322,46 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
 # Summaries
 # --------------------------------------------------------------------------------------------
 def bootstrap_ci(values, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0):
-    """Percentile bootstrap interval of the mean (deterministic for a seed)."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) == 1:
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(n_boot, len(x)))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+    """Percentile bootstrap interval of the mean (deterministic for a seed): a one-run
+    :func:`experiments.stats.two_level_bootstrap`."""
+    from experiments.stats import two_level_bootstrap
+
+    _, lo, hi = two_level_bootstrap(np.asarray(values, dtype=np.float64).reshape(-1),
+                                    n_boot=n_boot, level=level, seed=seed)
+    return lo, hi
 
 
 def iqm(values) -> float:
-    """Interquartile mean: the mean of the middle 50% (Agarwal et al., 2021)."""
-    from scipy.stats import trim_mean
+    """Interquartile mean: the mean of the middle 50% (:func:`experiments.stats.iqm`)."""
+    from experiments.stats import iqm as _iqm
 
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    return float(trim_mean(x, 0.25)) if len(x) else math.nan
+    return _iqm(values)
 
 
 def leaderboard(frame: pd.DataFrame) -> pd.DataFrame:
     """Per agent x scenario summary of an episodes frame (see module docstring)."""
+    from experiments.stats import agent_matrix, two_level_bootstrap
+
     rows = []
     for (agent, scenario), g in frame.groupby(["agent", "scenario"], sort=False):
         score = g["expected_score"].to_numpy()
-        lo, hi = bootstrap_ci(score)
+        # Training seeds (the ``run`` column of a benchmark) then days are resampled.
+        _, lo, hi = two_level_bootstrap(agent_matrix(frame, agent, scenario, "expected_score"))
         rows.append({
             "agent": agent, "scenario": scenario, "episodes": len(g),
+            "runs": int(g["run"].nunique()) if "run" in g else 1,
             "mean_score": float(np.mean(score)), "ci_low": lo, "ci_high": hi,
             "median_score": float(np.median(score)), "iqm_score": iqm(score),
             "mean_pct_of_oracle": float(g["pct_of_oracle"].mean()),
             "violation_rate": float(g["violated"].mean()),
+            "violation_rate_realised": float(g["violated_realised"].mean()),
+            "share_above_yardstick": float((g["expected_score"]
+                                            > g["oracle_score"] * (1 + 1e-9)).mean()),
+            "max_pct_of_oracle": float(g["pct_of_oracle"].max()),
             "mean_realised_score": float(g["score"].mean()),
             "mean_budget_used": float(g["budget_used"].mean()),
             "mean_oracle_score": float(g["oracle_score"].mean()),
+            "mean_own_oracle_score": float(g["own_oracle_score"].mean()),
             "mean_best_fixed_alpha_score": float(g["best_fixed_alpha_score"].mean()),
         })
     return pd.DataFrame(rows)
@@ -380,11 +452,18 @@ def plot_results(frame: pd.DataFrame, board: pd.DataFrame, traces: pd.DataFrame,
     atomic_save_figure(fig, out / "pacing.png")
 
 
-def write_results(frame: pd.DataFrame, traces: pd.DataFrame, out, *,
-                  echo: bool = True) -> pd.DataFrame:
-    """Write episodes.csv, leaderboard.csv/.md, pacing_trace.csv and the figures to ``out``;
-    returns the leaderboard (printed as Markdown with ``echo``)."""
+def write_results(frame: pd.DataFrame, traces: pd.DataFrame, out, *, echo: bool = True,
+                  reference: str | None = None) -> pd.DataFrame:
+    """Write the results to ``out``; returns the leaderboard (printed as Markdown with ``echo``).
+
+    Files: ``episodes.csv``, ``leaderboard.csv/.md``, ``pacing_trace.csv``, the figures,
+    ``summary.csv`` (per agent over all scenarios: mean, IQM and optimality gap of the percent
+    of the yardstick with two-level bootstrap intervals, :func:`experiments.stats.summary_table`),
+    ``paired.csv`` (every agent minus ``reference`` on the same days, per scenario and over all,
+    with 95% intervals and the probability of improvement; ``reference`` defaults to the first
+    agent) and ``performance_profile.png``."""
     from experiments.io import atomic_write_csv, atomic_write_text
+    from experiments.stats import paired_table, performance_profile, summary_table
 
     board = leaderboard(frame)
     out = Path(out)
@@ -392,6 +471,14 @@ def write_results(frame: pd.DataFrame, traces: pd.DataFrame, out, *,
     atomic_write_csv(out / "leaderboard.csv", board)
     if len(traces):
         atomic_write_csv(out / "pacing_trace.csv", traces)
+    atomic_write_csv(out / "summary.csv", summary_table(frame))
+    agent_names = list(dict.fromkeys(frame["agent"]))
+    reference = reference or agent_names[0]
+    if reference not in agent_names:
+        raise ValueError(f"reference: {reference!r} is not one of the agents {agent_names}")
+    if len(agent_names) > 1:
+        atomic_write_csv(out / "paired.csv", paired_table(frame, reference))
+    performance_profile(frame, out / "performance_profile.png")
     markdown = leaderboard_markdown(board)
     atomic_write_text(out / "leaderboard.md", markdown)
     plot_results(frame, board, traces, out)
@@ -402,13 +489,21 @@ def write_results(frame: pd.DataFrame, traces: pd.DataFrame, out, *,
 
 def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
                  env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
-                 workers: int = 1, progress: bool = True) -> pd.DataFrame:
+                 workers: int = 1, progress: bool = True,
+                 reference: str | None = None) -> pd.DataFrame:
     """The ``bidenv evaluate`` command: evaluate, write CSV/Markdown/figures, print the board."""
     start = time.perf_counter()
+    if reference is not None:  # fail before the run, not after it
+        specs = ([x.strip() for x in agent_specs.split(",") if x.strip()]
+                 if isinstance(agent_specs, str) else list(agent_specs))
+        labels = list(display_names(list(dict.fromkeys(specs))).values())
+        if reference not in labels:
+            raise ValueError(f"reference: {reference!r} is not one of the agents {labels}")
     frame, traces = evaluate(agent_specs, episodes=episodes, seed=seed, scenarios=scenarios,
                              env_id=env_id, env_kwargs=env_kwargs, workers=workers,
                              progress=progress)
-    board = write_results(frame, traces, out)
-    print(f"wrote {out}/episodes.csv, leaderboard.csv, leaderboard.md, scores.png, "
-          f"pct_of_oracle.png, pacing.png in {time.perf_counter() - start:.1f} s")
+    board = write_results(frame, traces, out, reference=reference)
+    print(f"wrote {out}/episodes.csv, leaderboard.csv, leaderboard.md, summary.csv, paired.csv, "
+          f"scores.png, pct_of_oracle.png, performance_profile.png, pacing.png in "
+          f"{time.perf_counter() - start:.1f} s")
     return board

@@ -115,4 +115,4 @@ def test_trained_agents_play_a_day_in_the_harness(data, tmp_path):
                         progress=False)
     assert list(frame["agent"]) == list(OFFLINE_AGENTS)
     assert np.all(np.isfinite(frame["expected_score"]))
-    assert np.all(frame["expected_score"] <= frame["oracle_score"] * 1.02 + 1e-9)
+    assert np.all(frame["expected_score"] <= frame["own_oracle_score"] * 1.02 + 1e-9)

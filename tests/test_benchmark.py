@@ -36,14 +36,24 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     out = tmp_path / "smoke"
     board = run_benchmark(preset="smoke", seed=0, out=out, progress=False, readme=readme)
     want = set(HEURISTICS) | set(PRESETS["smoke"]["sb3"]) | set(PRESETS["smoke"]["offline"])
-    assert set(board["agent"]) == want
+    assert set(board["agent"]) == want | {"gas_1candidate"}
     episodes = pd.read_csv(out / "episodes.csv")
     # Held-out days: disjoint from the data's days (seed + i, i < collect_episodes).
     assert episodes["seed"].min() >= 1_000_000
-    assert (episodes["expected_score"] <= episodes["oracle_score"] * 1.02 + 1e-9).all()
+    assert (episodes["expected_score"] <= episodes["own_oracle_score"] * 1.02 + 1e-9).all()
     info = json.loads((out / "benchmark.json").read_text())
     assert info["preset"] == "smoke" and info["total_seconds"] > 0
     assert "| pid_cpa |" in readme.read_text()
+    # GAS's search gain is measured on the same checkpoint with one candidate.
+    runs = episodes.groupby("agent")["run"].unique()
+    assert [r.split("/", 1)[1] for r in runs["gas_1candidate"]] == list(runs["gas"])
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired["reference"]) == {"online_lp"}
+    training = pd.read_csv(out / "training.csv").set_index("agent")
+    assert training.loc["ppo", "steps"] == PRESETS["smoke"]["sb3"]["ppo"]
+    assert (training["mean_train_seconds"] > 0).all()
+    for name in ("summary.csv", "performance_profile.png"):
+        assert (out / name).stat().st_size > 0
     # Re-running the same command reuses the data and the finished runs.
     before = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("weights.pt")}
     run_benchmark(preset="smoke", seed=0, out=out, progress=False)
@@ -51,26 +61,42 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     assert before == after and before
 
 
-def test_readme_markdown_ranks_by_mean_percent_of_oracle():
-    from experiments.benchmark import readme_markdown
+def test_readme_markdown_ranks_by_mean_percent_of_the_yardstick():
+    from experiments.benchmark import readme_markdown, training_table
+    from experiments.evaluate import leaderboard
+    from experiments.stats import paired_table, summary_table
+
     rows = []
-    # a: 90 and 50 -> mean 70; b: 80 and 70 -> mean 75, so b leads though a wins "default".
-    # Rows not in alphabetical order, so columns must be joined by agent, not by position.
+    # a: 90 on default and 50 on roi -> mean 70; b: 80 and 70 -> mean 75, so b leads though
+    # a wins "default". Rows not in alphabetical order, so columns must be joined by agent.
     for agent, pct_default, pct_roi in [("b", 80.0, 70.0), ("a", 90.0, 50.0)]:
         for scenario, pct in [("default", pct_default), ("roi", pct_roi)]:
-            rows.append({"agent": agent, "scenario": scenario, "episodes": 4,
-                         "mean_score": pct / 10, "ci_low": pct / 10 - 1, "ci_high": pct / 10 + 1,
-                         "median_score": 1.0, "iqm_score": 1.0, "mean_pct_of_oracle": pct,
-                         "violation_rate": 0.25 if agent == "a" else 0.5,
-                         "mean_budget_used": 1.0})
-    board = pd.DataFrame(rows)
-    spec = {"env_id": "bidenv/AutoBiddingLite-v0", "episodes": 4, "offline_seeds": 2}
-    md = readme_markdown(board, spec, {"total_seconds": 600.0, "reused_runs": ["x/seed0"]},
-                         workers=2)
+            for episode in range(4):
+                rows.append({"agent": agent, "run": agent, "scenario": scenario,
+                             "episode": episode, "expected_score": pct / 10, "score": pct / 10,
+                             "oracle_score": 10.0, "own_oracle_score": 10.0,
+                             "best_fixed_alpha_score": 9.0,
+                             "pct_of_oracle": pct, "violated": agent == "a" and episode == 0,
+                             "violated_realised": False, "budget_used": 1.0})
+    frame = pd.DataFrame(rows)
+    board = leaderboard(frame)
+    spec = {"env_id": "bidenv/AutoBiddingLite-v0", "episodes": 4, "offline_seeds": 3,
+            "sb3_seeds": 3, "sb3": {}, "offline": {}, "collect_episodes": 10}
+    md = readme_markdown(board, summary_table(frame), paired_table(frame, "b"),
+                         training_table(spec, {}), frame, spec,
+                         {"total_seconds": 600.0, "reused_runs": ["x/seed0"]}, workers=2,
+                         reference="b")
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| agent"))
-    assert lines[header + 2].startswith("| b | 80.0 | 70.0 | 75.0 | 50% | 8.00 [7.00, 9.00] |")
-    assert lines[header + 3].startswith("| a | 90.0 | 50.0 | 70.0 | 25% | 9.00 [8.00, 10.00] |")
-    assert "Leader over all scenarios: **b**" in md
+    # Constant days: every interval is a point; a - b = (10 - 20) / 2 = -5 on every resample.
+    assert lines[header + 2].startswith("| b | 1 | 75.0 [75.0, 75.0] |")
+    assert "(reference)" in lines[header + 2]
+    assert lines[header + 3].startswith("| a | 1 | 70.0 [70.0, 70.0] |")
+    assert "-5.0 [-5.0, -5.0] | 0.50 | 25% |" in lines[header + 3]
+    assert "Leader over all scenarios: **b**, ahead of a by +5.0 [+5.0, +5.0]" in md
+    assert "interval excludes 0" in md
     assert "took 10 min" in md and "reused 1 finished" in md
+    assert "exceeded on 0.0% of agent-days" in md
+    scen = next(i for i, line in enumerate(lines) if line.startswith("| agent | default"))
+    assert lines[scen + 2] == "| b | 80.0 | 70.0 |" and lines[scen + 3] == "| a | 90.0 | 50.0 |"
     assert "#### default" in md and "\n# Leaderboard" not in md and "<details>" in md

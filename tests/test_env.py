@@ -407,6 +407,24 @@ def test_reward_mode_conversions():
             assert r == 0.0
 
 
+def test_reward_mode_expected_score_telescopes_to_the_expected_score():
+    camp = dict(budget=300.0, constraint="cpa", target_cpa=40.0)
+    _, _, steps = run_day(lite_env(reward_mode="expected_score", campaign=camp), 3,
+                          np.full(48, 0.5))
+    _, _, plain = run_day(lite_env(campaign=camp), 3, np.full(48, 0.5))
+    final = steps[-1][4]
+    assert final["expected_score"] > 0
+    assert sum(s[1] for s in steps) == pytest.approx(final["expected_score"], rel=1e-9)
+    # Same day, same outcomes: only the reward differs from reward_mode="score".
+    assert plain[-1][4]["expected_score"] == final["expected_score"]
+    assert sum(s[1] for s in plain) == pytest.approx(plain[-1][4]["score"], rel=1e-9)
+    # Each reward is the increment of the expected score (by hand from consecutive infos).
+    prev = 0.0
+    for _, r, _, _, info in steps:
+        assert r == pytest.approx(info["expected_score"] - prev, abs=1e-12)
+        prev = info["expected_score"]
+
+
 @pytest.mark.parametrize("beta", [2.0, 1.0])
 def test_score_is_the_formula_of_the_totals(beta):
     # Aggressive bidding (alpha 10**0.7 ~ 5) so the CPA / ROI constraint is violated and the

@@ -595,3 +595,44 @@ def test_early_end_still_records_the_whole_day():
     # The agent is out after its end: it appears in the later ticks' values, never as a rival.
     later = env.unwrapped.recording[-1]
     assert later["tick"] == 47 and later["pvalue"].size > 0
+
+
+def test_reference_yardstick_is_the_day_without_the_agent():
+    """The common yardstick equals the oracle of a day on which the agent never bid (an
+    independent construction: a budget below the reserve keeps it out from the first tick and
+    the env records the rest of the day without it), whatever policy is evaluated."""
+    camp = Campaign(budget=400.0, constraint="cpa", target_cpa=55.0, category=2)
+    env = gym.make(LITE, record=True)
+    ref = oracle.reference_hindsight(env, seed=21, options=camp.to_dict())
+    assert ref["complete"] and ref["oracle_score"] > 0
+
+    out = gym.make(LITE, record=True)
+    out.reset(seed=21, options={**camp.to_dict(), "budget": 0.001})  # below the reserve
+    _, _, terminated, _, info = out.step(np.zeros(1, np.float32))
+    assert terminated and info["wins"] == 0
+    out.unwrapped.agent_campaign = camp  # judge the same recording for the real campaign
+    assert oracle.hindsight(out)["oracle_score"] == pytest.approx(ref["oracle_score"],
+                                                                  rel=1e-12)
+    # An agent that takes part gets its own (different) bound; the yardstick does not move.
+    own = gym.make(LITE, record=True)
+    own.reset(seed=21, options=camp.to_dict())
+    done = False
+    while not done:
+        *_, term, trunc, _ = own.step(np.array([0.3], np.float32))
+        done = term or trunc
+    assert oracle.hindsight(own)["oracle_score"] != pytest.approx(ref["oracle_score"],
+                                                                  rel=1e-6)
+    again = oracle.reference_hindsight(env, seed=21, options=camp.to_dict())
+    assert again["oracle_score"] == ref["oracle_score"]
+
+
+def test_reference_day_needs_a_recording_fresh_episode():
+    env = gym.make(LITE)
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="record=True"):
+        env.unwrapped.record_day_without_agent()
+    env = gym.make(LITE, record=True)
+    env.reset(seed=0)
+    env.step(np.zeros(1, np.float32))
+    with pytest.raises(RuntimeError, match="freshly reset"):
+        env.unwrapped.record_day_without_agent()
