@@ -73,7 +73,11 @@ class DTConfig(OfflineConfig):
         embed_dim: Token embedding size.
         n_layers: Transformer blocks.
         n_heads: Attention heads (must divide ``embed_dim``).
-        dropout: Dropout in attention and MLPs (training only).
+        dropout: Dropout of the embeddings, residual branches and MLPs (training only).
+        attention_dropout: Dropout of the attention weights (training only). 0 by default:
+            with it, PyTorch's CPU attention takes its slow path (measured fwd + bwd of one
+            layer at batch 64 x 60 tokens: 35 ms with 0.1 against 15 ms without), and the
+            residual dropout already regularises.
         max_ticks: Timestep embedding size: ticks 0 .. max_ticks - 1 (the env's day is 48).
         expected: Return-to-go from the noise-free expected score (else the realised one).
         target_quantile: Quantile of the training days' normalised ``R_0`` used as target
@@ -94,6 +98,7 @@ class DTConfig(OfflineConfig):
     n_layers: int = 3
     n_heads: int = 4
     dropout: float = 0.1
+    attention_dropout: float = 0.0
     max_ticks: int = 48
     expected: bool = True
     target_quantile: float = 0.25
@@ -115,6 +120,9 @@ class DTConfig(OfflineConfig):
                              f"{self.n_heads!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0 <= self.attention_dropout < 1:
+            raise ValueError(f"attention_dropout must be in [0, 1), got "
+                             f"{self.attention_dropout!r}")
         if not 0 <= self.target_quantile <= 1:
             raise ValueError(f"target_quantile must be in [0, 1], got {self.target_quantile!r}")
         if not (math.isfinite(self.target_scale) and self.target_scale > 0):
@@ -213,9 +221,9 @@ def context_window(arrays: dict, t_end, context: int) -> dict:
 class CausalBlock(nn.Module):
     """Pre-norm transformer block with causal self-attention."""
 
-    def __init__(self, dim: int, heads: int, dropout: float):
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float = 0.0):
         super().__init__()
-        self.heads, self.dropout = heads, dropout
+        self.heads, self.attention_dropout = heads, attention_dropout
         self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
@@ -228,7 +236,8 @@ class CausalBlock(nn.Module):
         q, k, v = self.qkv(self.ln1(x)).view(B, L, 3, self.heads, D // self.heads).permute(
             2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+                                           dropout_p=(self.attention_dropout if self.training
+                                                      else 0.0))
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(B, L, D)))
         return x + self.mlp(self.ln2(x))
 
@@ -249,7 +258,8 @@ class DecisionTransformer(nn.Module):
         self.embed_time = nn.Embedding(config.max_ticks, d)
         self.ln_in = nn.LayerNorm(d)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(CausalBlock(d, config.n_heads, config.dropout)
+        self.blocks = nn.ModuleList(CausalBlock(d, config.n_heads, config.dropout,
+                                                config.attention_dropout)
                                     for _ in range(config.n_layers))
         self.ln_out = nn.LayerNorm(d)
         self.action_head = nn.Linear(d, 1)

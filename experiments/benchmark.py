@@ -12,11 +12,12 @@ benchmark re-run with the same command picks up where it stopped):
    seed (``DIR/runs/<agent>/seed<k>``), in parallel processes with ``--workers``;
 3. evaluate the heuristics and every trained run with :func:`experiments.evaluate.evaluate`
    on days ``reset(seed=S + 1_000_000 + i)``, disjoint from the data's days (``S + i``) and
-   from training-time evaluation, every agent divided by the day's common yardstick; each
-   GAS checkpoint is also evaluated with one candidate (``gas_1candidate``: its own decision
-   transformer without the search), so the search gain is a paired difference on the same
-   checkpoints; the runs of one agent (training seeds) keep their ``run`` label and the
-   statistics resample them (seeds, then days);
+   from training-time evaluation, every agent divided by the day's common yardstick. GAS
+   runs on the ``dt`` run of its training seed (``dt_path``; only its critics are trained,
+   after that DT run finishes), so ``gas`` minus ``dt`` is the search's gain on the same
+   checkpoints (a GAS that trains its own DT is also evaluated with one candidate, as
+   ``gas_1candidate``). The runs of one agent (training seeds) keep their ``run`` label and
+   the statistics resample them (seeds, then days);
 4. write ``episodes.csv``, ``leaderboard.csv/.md``, ``summary.csv`` (mean, IQM and
    optimality gap with two-level bootstrap intervals), ``paired.csv`` (every agent minus the
    reference agent on the same days, 95% intervals, probability of improvement), the figures
@@ -52,6 +53,9 @@ HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
 REFERENCE_AGENT = "online_lp"
 #: Reward the SB3 agents train on (the offline agents' signal, free of outcome noise).
 SB3_REWARD = "expected_score"
+#: ``dt_path`` of a GAS entry: the ``dt`` run of the same training seed, so that GAS's search
+#: is measured against its own decision transformer (``dt``, the same checkpoints).
+SAME_SEED_DT = "<dt run of the same seed>"
 OFFLINE_AGENTS = ["bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"]
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
@@ -59,7 +63,9 @@ PRESETS = {
     "smoke": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 24,
         "sb3": {"ppo": 1024}, "sb3_seeds": 1,
-        "offline": {name: (name, 30, {"batch_size": 32}) for name in OFFLINE_AGENTS},
+        "offline": {name: (name, 30, {"batch_size": 32, **({"dt_path": SAME_SEED_DT}
+                                                             if name == "gas" else {})})
+                    for name in OFFLINE_AGENTS},
         "offline_seeds": 1, "episodes": 2, "scenarios": "smoke",
     },
     "full": {
@@ -68,7 +74,8 @@ PRESETS = {
         "offline": {"bc": ("bc", 2000, {}), "bc_top30": ("bc", 2000, {"top_fraction": 0.3}),
                     "iql": ("iql", 3000, {}), "cql": ("cql", 1500, {}),
                     "dt": ("dt", 2000, {}), "gave": ("gave", 2000, {}),
-                    "gave_stable": ("gave_stable", 2000, {}), "gas": ("gas", 2000, {})},
+                    "gave_stable": ("gave_stable", 2000, {}),
+                    "gas": ("gas", 2000, {"dt_path": SAME_SEED_DT})},
         "offline_seeds": 3, "episodes": 20, "scenarios": "default",
     },
 }
@@ -108,6 +115,57 @@ def _train_job(job) -> tuple[str, float | None, bool]:
     seconds = time.perf_counter() - start
     atomic_write_json(done_file, {**want, "seconds": seconds})
     return str(run_dir), seconds, False
+
+
+def _dependencies(jobs) -> dict:
+    """{job index: index of the job it needs first} (a GAS run on the DT run of its seed)."""
+    by_dir = {job[4]: i for i, job in enumerate(jobs)}
+    needs = {}
+    for i, job in enumerate(jobs):
+        path = job[7].get("dt_path")
+        if path:
+            if path not in by_dir:
+                raise ValueError(f"offline run {job[4]} needs the dt run {path}, which is not "
+                                 "in the preset")
+            needs[i] = by_dir[path]
+    return needs
+
+
+def _run_jobs(jobs, workers: int, on_done) -> list:
+    """Run training jobs (in ``workers`` processes), each after the job it needs; returns
+    their results in the order of ``jobs``."""
+    needs = _dependencies(jobs)
+    results = [None] * len(jobs)
+    done: set[int] = set()
+
+    def ready():
+        return [i for i in range(len(jobs)) if results[i] is None and i not in started
+                and (i not in needs or needs[i] in done)]
+
+    started: set[int] = set()
+    if workers == 1:
+        while len(done) < len(jobs):
+            i = ready()[0]
+            started.add(i)
+            results[i] = _train_job(jobs[i])
+            done.add(i)
+            on_done()
+        return results
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1) as pool:
+        running = {}
+        while len(done) < len(jobs):
+            for i in ready():
+                started.add(i)
+                running[pool.submit(_train_job, jobs[i])] = i
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                i = running.pop(future)
+                results[i] = future.result()
+                done.add(i)
+                on_done()
+    return results
 
 
 def splice_readme(readme, markdown: str, command: str) -> None:
@@ -225,13 +283,16 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
             f"95% interval): " + ("the gap is inside the interval, so the two are not "
                                   "separable on these days." if inside else
                                   "the interval excludes 0."))
-    if "gas" in set(frame["agent"]) and "gas_1candidate" in set(frame["agent"]):
-        d = paired_difference(agent_matrix(frame, "gas"), agent_matrix(frame, "gas_1candidate"),
+    present = set(frame["agent"])
+    base = ("gas_1candidate" if "gas_1candidate" in present else
+            "dt" if spec.get("offline", {}).get("gas", (None, 0, {}))[2].get("dt_path") else None)
+    if "gas" in present and base in present:
+        d = paired_difference(agent_matrix(frame, "gas"), agent_matrix(frame, base),
                               strata=strata)
         gain = _interval(d["mean_diff"], d["ci_low"], d["ci_high"], "+.1f")
-        notes.append(f"GAS's critic-guided search on the same checkpoints (gas minus "
-                     f"gas_1candidate): {gain} points, probability of improvement "
-                     f"{d['prob_improvement']:.2f}.")
+        notes.append(f"GAS's critic-guided search on the same decision-transformer checkpoints "
+                     f"(gas minus {base}, i.e. 5 candidates against 1): {gain} points, "
+                     f"probability of improvement {d['prob_improvement']:.2f}.")
     above = (frame["expected_score"] > frame["oracle_score"] * (1 + 1e-9))
     if len(frame):
         worst = frame.loc[above, "pct_of_oracle"].max() if above.any() else math.nan
@@ -304,31 +365,27 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
         labels += [algo] * spec["sb3_seeds"]
     for label, (name, steps, config) in spec["offline"].items():
         for k in range(spec["offline_seeds"]):
+            config = dict(config)
+            if config.get("dt_path") == SAME_SEED_DT:  # the dt run of this seed
+                config["dt_path"] = str(out / "runs" / "dt" / f"seed{k}")
             jobs.append(("offline", name, steps, seed + k, str(out / "runs" / label / f"seed{k}"),
-                         str(data), spec["env_id"], dict(config)))
+                         str(data), spec["env_id"], config))
             labels.append(label)
+    needs = _dependencies(jobs)
     if agents_subset is not None:
-        keep = [i for i, label in enumerate(labels) if label in agents_subset]
-        jobs, labels = [jobs[i] for i in keep], [labels[i] for i in keep]
+        keep = {i for i, label in enumerate(labels) if label in agents_subset}
+        keep |= {needs[i] for i in keep if i in needs}  # a GAS run needs its DT run
+        jobs, labels = [jobs[i] for i in sorted(keep)], [labels[i] for i in sorted(keep)]
     # Longest runs first, so that parallel workers finish together (results do not depend
-    # on the order).
+    # on the order). A GAS run on a trained DT only trains critics.
     cost = {"gas": 6, "gave": 5, "gave_stable": 4, "dt": 3, "ppo": 3, "sac": 3, "td3": 2}
-    order = sorted(range(len(jobs)), key=lambda i: -cost.get(jobs[i][1], 1) * jobs[i][2])
+    order = sorted(range(len(jobs)), key=lambda i: -(1.5 if jobs[i][7].get("dt_path") else
+                                                     cost.get(jobs[i][1], 1)) * jobs[i][2])
     jobs, labels = [jobs[i] for i in order], [labels[i] for i in order]
     t0 = time.perf_counter()
     train_seconds = {}
     bar = tqdm(total=len(jobs), desc="training", unit="run", disable=not progress)
-    if workers == 1:
-        results = []
-        for job in jobs:
-            results.append(_train_job(job))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            results = []
-            for r in pool.map(_train_job, jobs):
-                results.append(r)
-                bar.update()
+    results = _run_jobs(jobs, workers, on_done=lambda: bar.update())
     bar.close()
     reused = []
     for label, (run_dir, secs, was_reused) in zip(labels, results):
@@ -347,7 +404,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
         run = f"{label}/{Path(job[4]).name}"
         entries.append((run, f"{job[1]}:{job[4]}", {}))
         label_of[run] = label
-        if job[1] == "gas":  # the same checkpoint without the search
+        if job[1] == "gas" and not job[7].get("dt_path"):  # its own DT without the search
             run1 = f"gas_1candidate/{label}/{Path(job[4]).name}"
             entries.append((run1, f"gas:{job[4]}", {"n_candidates": 1}))
             label_of[run1] = "gas_1candidate" if label == "gas" else f"{label}_1candidate"

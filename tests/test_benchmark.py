@@ -36,7 +36,7 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     out = tmp_path / "smoke"
     board = run_benchmark(preset="smoke", seed=0, out=out, progress=False, readme=readme)
     want = set(HEURISTICS) | set(PRESETS["smoke"]["sb3"]) | set(PRESETS["smoke"]["offline"])
-    assert set(board["agent"]) == want | {"gas_1candidate"}
+    assert set(board["agent"]) == want
     episodes = pd.read_csv(out / "episodes.csv")
     # Held-out days: disjoint from the data's days (seed + i, i < collect_episodes).
     assert episodes["seed"].min() >= 1_000_000
@@ -44,9 +44,9 @@ def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     info = json.loads((out / "benchmark.json").read_text())
     assert info["preset"] == "smoke" and info["total_seconds"] > 0
     assert "| pid_cpa |" in readme.read_text()
-    # GAS's search gain is measured on the same checkpoint with one candidate.
-    runs = episodes.groupby("agent")["run"].unique()
-    assert [r.split("/", 1)[1] for r in runs["gas_1candidate"]] == list(runs["gas"])
+    # GAS searches over the same seed's dt checkpoint: its search gain is gas minus dt.
+    gas_config = json.loads((out / "runs" / "gas" / "seed0" / "config.json").read_text())
+    assert gas_config["config"]["dt_path"] == str(out / "runs" / "dt" / "seed0")
     paired = pd.read_csv(out / "paired.csv")
     assert set(paired["reference"]) == {"online_lp"}
     training = pd.read_csv(out / "training.csv").set_index("agent")
