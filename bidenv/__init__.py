@@ -2,7 +2,14 @@
 
 Importing the package registers the environments ``bidenv/AutoBidding-v0`` (a full day:
 about 500k opportunities, 48 advertisers) and ``bidenv/AutoBiddingLite-v0`` (about 50k
-opportunities, 16 advertisers, for fast online RL). It needs numpy and gymnasium only.
+opportunities, for fast online RL). It needs numpy and gymnasium only.
+
+Lite is the same market on a tenth of the volume: the same 48 advertisers (47 competitors)
+with every budget scaled to the volume (:func:`bidenv.campaign.budget_scale`), the same
+traffic per opportunity, so that per opportunity (eligible advertisers, least winning cost,
+slot prices and fill rates, a fixed bidder's win rate, cost per conversion and budget use)
+it matches the full day within +-10%; ``bidenv calibrate`` (:mod:`bidenv.calibration`)
+measures both side by side.
 """
 
 from gymnasium.envs.registration import register, registry
@@ -15,8 +22,9 @@ __all__ = ["Campaign", "campaign_score", "cpa_score", "roi_score", "__version__"
 
 _ENVS = [
     dict(id="bidenv/AutoBidding-v0", entry_point="bidenv.env:AutoBiddingEnv"),
+    # The full market (47 competitors, budgets scaled to the volume) on a tenth of the day.
     dict(id="bidenv/AutoBiddingLite-v0", entry_point="bidenv.env:AutoBiddingEnv",
-         kwargs={"opportunities_per_day": 50_000, "n_competitors": 15}),
+         kwargs={"opportunities_per_day": 50_000}),
 ]
 for _spec in _ENVS:
     if _spec["id"] not in registry:

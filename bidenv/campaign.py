@@ -8,7 +8,43 @@ opportunity (the bid at multiplier ``alpha = 1``) is its predicted value at the 
 * budget-only campaign: ``pvalue * target_cpa``, where ``target_cpa`` only sets the bid scale
   (default :data:`DEFAULT_BUDGET_BID_SCALE`) and no constraint is scored.
 
-:func:`draw_competitor_campaigns` draws the market's campaigns for an episode.
+:func:`draw_competitor_campaigns` draws the market's campaigns for an episode (budgets
+2,000-8,000, CPA targets 25-130, ROI targets 1-4, whatever the category: the market is
+calibrated with them).
+
+Market reference
+----------------
+Categories have different pValue levels (``bidenv.traffic.latent.CATEGORY_LEVELS``, x0.3 to
+x1.7), so a conversion costs several times more in one category than in another and a CPA
+target is only hard or easy relative to its category. :data:`MARKET_CPA` holds, per category,
+the **cost per conversion of a constant-multiplier bidder that spends the market's typical
+budget** (:data:`MARKET_REFERENCE_BUDGET`, 4,000 on the 500k-opportunity day) at the prices the
+rest of the market sets, measured with the agent out of the market on the calibrated full
+environment (geometric mean over days); :data:`MARKET_ROI` is
+:data:`MARKET_CONVERSION_VALUE` (the market's typical sales value per conversion) over it.
+``experiments/market_targets.py`` measures and documents them. Why this definition:
+
+* it is what an analyst would ask of the market, "what does a conversion cost an advertiser
+  of this category with a typical budget", in the units of the target;
+* it makes tightness 1 the balance point: a campaign with the reference budget and the target
+  ``MARKET_CPA`` can just spend its budget at its target by bidding a constant multiple of its
+  values (a looser target leaves the budget binding, a tighter one the CPA); a price
+  statistic without a budget (say the median last-slot price per pValue) sits far above what
+  a typical budget buys (about twice as high here), as budgets spend only the cheapest part
+  of a category's traffic;
+* it depends on no agent, target or policy (the agent is out of the market), it is stable
+  (the geometric mean of 16 days: days vary with log-sd about 0.25, so about 6% standard
+  error) and cheap (one recorded day and one sort per category and day).
+
+The agent's campaigns
+---------------------
+:func:`draw_agent_campaign` draws the agent's campaign when none is given: inside the market of
+a uniformly drawn category, budget log-uniform over ``MARKET_REFERENCE_BUDGET x [0.5, 1.5]``
+(:data:`AGENT_BUDGET_RANGE`), tightness log-uniform over [0.7, 1.4]
+(:data:`AGENT_TIGHTNESS_RANGE`), 20% ROI campaigns (:data:`AGENT_ROI_SHARE`), targets
+:func:`market_target`: ``MARKET_CPA[c] / tightness`` or ``MARKET_ROI[c] x tightness``. The
+evaluation's scenarios (``experiments.evaluate.PRESETS``) and the offline data collection
+(``bidenv.offline.CollectConfig``) use the same reference and ranges.
 """
 
 from __future__ import annotations
@@ -26,6 +62,29 @@ N_CATEGORIES = 8
 DEFAULT_BUDGET_BID_SCALE = 50.0
 #: Daily volume the budget ranges below are calibrated to (the public benchmark's day).
 REFERENCE_DAILY_OPPORTUNITIES = 500_000
+#: The market's typical daily budget on the reference day (the geometric mean of the
+#: competitors' 2,000-8,000): the spend at which the market reference below is measured.
+MARKET_REFERENCE_BUDGET = 4000.0
+
+# Market reference per category (index = category), measured on the calibrated full env with
+# the agent out of the market (experiments/market_targets.py; about 3 minutes on one core):
+#     python -m experiments.market_targets --days 16 --seed 1000
+#: Cost per conversion of a constant-multiplier bidder of the category that spends
+#: :data:`MARKET_REFERENCE_BUDGET` over the day (geometric mean over days).
+MARKET_CPA = (276.4, 177.2, 121.0, 103.5, 88.8, 77.3, 70.1, 56.8)
+#: The market's typical sales value per conversion (geometric mean over advertisers and days).
+MARKET_CONVERSION_VALUE = 101.3
+#: ROI of that bidder for an advertiser of typical conversion value:
+#: ``MARKET_CONVERSION_VALUE / MARKET_CPA``.
+MARKET_ROI = (0.367, 0.572, 0.837, 0.978, 1.140, 1.311, 1.445, 1.784)
+
+#: The agent's campaigns (:func:`draw_agent_campaign`, the evaluation's scenarios): budgets
+#: on the reference day, log-uniform in ``MARKET_REFERENCE_BUDGET x [0.5, 1.5]``.
+AGENT_BUDGET_RANGE = (0.5 * MARKET_REFERENCE_BUDGET, 1.5 * MARKET_REFERENCE_BUDGET)
+#: Tightness of the agent's targets, log-uniform (> 1: harder than the market reference).
+AGENT_TIGHTNESS_RANGE = (0.7, 1.4)
+#: Share of ROI campaigns among the agent's campaigns.
+AGENT_ROI_SHARE = 0.2
 
 _FIELDS = ("budget", "constraint", "target_cpa", "target_roi", "category")
 
@@ -163,6 +222,55 @@ def draw_campaign(rng: np.random.Generator, *, scale: float = 1.0, roi_share: fl
                         category=category)
     return Campaign(budget=budget, constraint="cpa", target_cpa=float(rng.uniform(*cpa_range)),
                     category=category)
+
+
+def market_target(category: int, constraint: str = "cpa", tightness: float = 1.0) -> float:
+    """The target of a campaign of ``category`` at ``tightness`` times the market reference.
+
+    ``MARKET_CPA[category] / tightness`` for ``"cpa"`` (and ``"budget"``, where it is the bid
+    scale), ``MARKET_ROI[category] * tightness`` for ``"roi"``: tightness 1 is the market
+    reference, above 1 harder (a lower CPA, a higher ROI), below 1 looser.
+    """
+    if constraint not in CONSTRAINTS:
+        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+    category = Campaign(budget=1.0, target_cpa=1.0, category=category).category
+    tightness = _positive("tightness", tightness)
+    if constraint == "roi":
+        return float(MARKET_ROI[category]) * tightness
+    return float(MARKET_CPA[category]) / tightness
+
+
+def draw_agent_campaign(rng: np.random.Generator, *, scale: float = 1.0,
+                        budget_range=AGENT_BUDGET_RANGE, tightness_range=AGENT_TIGHTNESS_RANGE,
+                        roi_share: float = AGENT_ROI_SHARE) -> Campaign:
+    """Draw the agent's campaign for an episode, inside the market of its category.
+
+    Category uniform over ``N_CATEGORIES``; budget log-uniform over ``budget_range`` (the
+    reference day's, default ``MARKET_REFERENCE_BUDGET x [0.5, 1.5]``) times ``scale``;
+    tightness log-uniform over ``tightness_range`` (default 0.7-1.4); with probability
+    ``roi_share`` (default 0.2) an ROI campaign with target ``MARKET_ROI[category] x
+    tightness``, else a CPA campaign with target ``MARKET_CPA[category] / tightness``
+    (:func:`market_target`). Covers the evaluation's scenario presets.
+
+    It takes as many draws from ``rng``, of the same kinds, as :func:`draw_campaign`, so the
+    competitors drawn after it are those of the same seed with any campaign distribution.
+    """
+    lo, hi = budget_range
+    t_lo, t_hi = tightness_range
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise ValueError(f"budget_range must be (low, high) with 0 < low <= high, got "
+                         f"{budget_range!r}")
+    if not (0 < t_lo <= t_hi and math.isfinite(t_hi)):
+        raise ValueError(f"tightness_range must be (low, high) with 0 < low <= high, got "
+                         f"{tightness_range!r}")
+    budget = float(np.exp(rng.uniform(np.log(lo), np.log(hi)))) * scale
+    category = int(rng.integers(N_CATEGORIES))
+    constraint = "roi" if rng.random() < roi_share else "cpa"
+    tightness = float(np.exp(rng.uniform(np.log(t_lo), np.log(t_hi))))
+    target = market_target(category, constraint, tightness)
+    if constraint == "roi":
+        return Campaign(budget=budget, constraint="roi", target_roi=target, category=category)
+    return Campaign(budget=budget, constraint="cpa", target_cpa=target, category=category)
 
 
 def draw_competitor_campaigns(rng: np.random.Generator, n: int, *, scale: float = 1.0,

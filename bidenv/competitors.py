@@ -47,7 +47,12 @@ class HeuristicCompetitors:
       (``pace_error`` feature: spent share minus traffic share), so budgets last the day;
     * ``constraint``: integral control of the realised CPA / target (or target / ROI), the
       ``constraint_ratio`` feature, toward 1, which raises the bid while the campaign is
-      under target and lowers it when over.
+      under target and lowers it when over. Before its first conversion
+      (``hist_conversion_mean`` is 0) a campaign's realised CPA is undefined, not the
+      feature's cap, so the controller holds its multiplier: how long a campaign waits for
+      its first conversion depends on the day's absolute volume (at a tenth of the volume,
+      ten times longer as a share of the day), and reading that wait as a CPA ten times the
+      target made smaller days a different, lower-priced market.
 
     Every advertiser adds Gaussian noise of scale ``noise`` to its log-multiplier each tick.
 
@@ -91,6 +96,7 @@ class HeuristicCompetitors:
         self.log_alpha = self.log_alpha0.copy()
         self._pace = list(feature_names).index("pace_error")
         self._ratio = list(feature_names).index("constraint_ratio")
+        self._conversions = list(feature_names).index("hist_conversion_mean")
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         pace = obs[:, self._pace].astype(np.float64)
@@ -98,8 +104,11 @@ class HeuristicCompetitors:
         # Pacing: spend ahead of traffic (pace > 0) lowers the multiplier.
         self.integral += pace
         pacing = self.log_alpha0 - self.kp * pace - self.ki * self.integral
-        # Constraint tracking: CPA over target (ratio > 1) lowers the multiplier.
-        step = np.where(ratio > 0, -self.kc * np.log(np.clip(ratio, 0.1, 10.0)), 0.0)
+        # Constraint tracking: CPA over target (ratio > 1) lowers the multiplier; no step
+        # before the first conversion (no realised CPA yet, whatever the day's volume).
+        converted = obs[:, self._conversions] > 0
+        step = np.where((ratio > 0) & converted,
+                        -self.kc * np.log(np.clip(ratio, 0.1, 10.0)), 0.0)
         tracked = np.clip(self.log_alpha + step, -self.log_max, self.log_max)
         self.log_alpha = np.where(self.kind == CONSTRAINT, tracked, self.log_alpha)
         log_alpha = np.select([self.kind == FIXED, self.kind == PACING],

@@ -13,7 +13,7 @@ from bidenv.campaign import (
     Campaign,
     CampaignArrays,
     budget_scale,
-    draw_campaign,
+    draw_agent_campaign,
     draw_competitor_campaigns,
 )
 from bidenv.competitors import HeuristicCompetitors
@@ -111,6 +111,18 @@ class AutoBiddingEnv(gym.Env):
     campaign unless one was given. ``options`` may override the agent's campaign for the
     episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``.
 
+    The agent's drawn campaign (``bidenv.campaign.draw_agent_campaign``) lies inside the
+    market of its category: category uniform over the 8, budget log-uniform over
+    4,000 x [0.5, 1.5] (the market's typical budget ``MARKET_REFERENCE_BUDGET``, scaled to the
+    day's volume), 20% ROI campaigns, and a target at the category's *market reference* x a
+    tightness log-uniform over [0.7, 1.4]: CPA ``MARKET_CPA[category] / tightness`` or ROI
+    ``MARKET_ROI[category] x tightness``. ``MARKET_CPA`` is the cost per conversion of a
+    constant-multiplier bidder of the category that spends the typical budget at the prices
+    the rest of the market sets (measured on this calibrated day with the agent out of the
+    market, ``python -m experiments.market_targets``; from about 50 in the category of highest
+    pValue to about 280 in the lowest), ``MARKET_ROI`` the market's typical conversion value
+    over it. The evaluation's scenarios use the same reference (``experiments.evaluate``).
+
     ## Episode End
     Terminated at the end of the day or when the agent's budget is used up: its remaining
     budget is below the smallest possible price (the reserve), or it could not afford a
@@ -139,8 +151,25 @@ class AutoBiddingEnv(gym.Env):
     | ``record`` | False | keep what ``bidenv.oracle`` needs |
     | ``max_alpha`` | 10.0 | action scale: alpha in [1/max_alpha, max_alpha] |
 
+    ## Lite
+    ``bidenv/AutoBiddingLite-v0`` is this environment with ``opportunities_per_day=50_000``
+    and nothing else changed: the same 47 competitors, their budgets (and a drawn agent
+    campaign's) scaled to the volume by :func:`bidenv.campaign.budget_scale`, the same
+    traffic per opportunity. Per opportunity it is the full day's market (eligible
+    advertisers, least winning cost, slot prices and fill rates, a fixed bidder's win rate,
+    cost per conversion and budget use agree within a few percent); only the counts per
+    tick are ten times smaller (noisier features, sparser conversions). A campaign given
+    as ``campaign=`` is not scaled: divide its budget by 10. ``bidenv calibrate``
+    (:mod:`bidenv.calibration`) measures both side by side.
+
     ## Version History
-    * v0: initial version.
+    * v0: initial version. Revised in place while the project is unreleased (0.1.0; the
+      README's leaderboard was regenerated on the revised market): features use the
+      traffic's prior volume curve (no look-ahead into the day's perturbation);
+      ``reward_mode="expected_score"``; the agent's drawn campaign is inside the market of its
+      category (``bidenv.campaign.draw_agent_campaign``); CPA/ROI-tracking competitors hold
+      their multiplier until their first conversion; Lite is the full market (48
+      advertisers) at a tenth of the volume.
 
     ## Example
     >>> import gymnasium as gym, numpy as np, bidenv
@@ -234,7 +263,7 @@ class AutoBiddingEnv(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         scale = budget_scale(self.opportunities_per_day)
-        campaign = self.campaign or draw_campaign(rng, scale=scale)
+        campaign = self.campaign or draw_agent_campaign(rng, scale=scale)
         if options:
             unknown = set(options) - {"budget", "constraint", "target_cpa", "target_roi",
                                       "category"}

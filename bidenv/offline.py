@@ -36,6 +36,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bidenv.campaign import (
+    AGENT_BUDGET_RANGE,
+    AGENT_ROI_SHARE,
+    AGENT_TIGHTNESS_RANGE,
+    MARKET_CPA,
+    MARKET_REFERENCE_BUDGET,
+    MARKET_ROI,
+    draw_agent_campaign,
+)
 from bidenv.env import FEATURE_NAMES
 from bidenv.io import atomic_path
 
@@ -73,8 +82,14 @@ class CollectConfig:
         env_id: Environment; ``env_kwargs`` go to ``gym.make``.
         budget_range: Campaign budgets (log-uniform) for the reference day of 500k
             opportunities, scaled to the environment's volume.
-        cpa_range, roi_range: Targets (uniform).
+        tightness_range: Targets are the category's market reference x a tightness drawn
+            log-uniform in this range (CPA ``MARKET_CPA[c] / tightness``, ROI
+            ``MARKET_ROI[c] x tightness``; see :mod:`bidenv.campaign`).
         roi_share: Share of ROI campaigns.
+
+    The campaign ranges default to the agent's campaign distribution of the environment
+    (:func:`bidenv.campaign.draw_agent_campaign`), which each episode's campaign is drawn
+    from.
         fixed_alpha_range: For the ``fixed`` behaviour, alpha log-uniform in this range.
     """
 
@@ -84,10 +99,9 @@ class CollectConfig:
     noise: float = 0.3
     env_id: str = "bidenv/AutoBiddingLite-v0"
     env_kwargs: dict = field(default_factory=dict)
-    budget_range: tuple = (2000.0, 8000.0)
-    cpa_range: tuple = (30.0, 110.0)
-    roi_range: tuple = (1.0, 3.0)
-    roi_share: float = 0.2
+    budget_range: tuple = AGENT_BUDGET_RANGE
+    tightness_range: tuple = AGENT_TIGHTNESS_RANGE
+    roi_share: float = AGENT_ROI_SHARE
     fixed_alpha_range: tuple = (0.5, 2.0)
 
     def __post_init__(self):
@@ -114,7 +128,7 @@ class CollectConfig:
             raise ValueError(f"noise must be a number in [0, 3], got {self.noise!r}")
         if not 0 <= self.roi_share <= 1:
             raise ValueError(f"roi_share must be in [0, 1], got {self.roi_share!r}")
-        for name in ("budget_range", "cpa_range", "roi_range", "fixed_alpha_range"):
+        for name in ("budget_range", "tightness_range", "fixed_alpha_range"):
             lo, hi = getattr(self, name)
             if not (0 < lo <= hi and math.isfinite(hi)):
                 raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
@@ -123,15 +137,16 @@ class CollectConfig:
     def metadata(self) -> dict:
         return {"episodes": self.episodes, "seed": self.seed, "behaviors": self.behaviors,
                 "noise": self.noise, "env_id": self.env_id, "env_kwargs": self.env_kwargs,
-                "budget_range": list(self.budget_range), "cpa_range": list(self.cpa_range),
-                "roi_range": list(self.roi_range), "roi_share": self.roi_share,
+                "budget_range": list(self.budget_range),
+                "tightness_range": list(self.tightness_range), "roi_share": self.roi_share,
+                "campaign_distribution": "bidenv.campaign.draw_agent_campaign",
+                "market_reference_budget": MARKET_REFERENCE_BUDGET,
+                "market_cpa": list(MARKET_CPA), "market_roi": list(MARKET_ROI),
                 "fixed_alpha_range": list(self.fixed_alpha_range)}
 
 
 def behavior_plan(config: CollectConfig, episode: int) -> dict:
     """The behaviour, noise and campaign of one episode (deterministic in seed and episode)."""
-    from bidenv.campaign import N_CATEGORIES
-
     rng = np.random.default_rng(np.random.SeedSequence([config.seed & (2**63 - 1), episode]))
     names = list(config.behaviors)
     w = np.array([config.behaviors[n] for n in names], np.float64)
@@ -143,13 +158,10 @@ def behavior_plan(config: CollectConfig, episode: int) -> dict:
     elif name == "random":
         kwargs["seed"] = int(rng.integers(2**31))
     sigma = float(rng.uniform(0.0, config.noise))
-    lo, hi = config.budget_range
-    campaign = {"budget": float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),
-                "category": int(rng.integers(N_CATEGORIES))}
-    if rng.random() < config.roi_share:
-        campaign.update(constraint="roi", target_roi=float(rng.uniform(*config.roi_range)))
-    else:
-        campaign.update(constraint="cpa", target_cpa=float(rng.uniform(*config.cpa_range)))
+    drawn = draw_agent_campaign(rng, budget_range=config.budget_range,
+                                tightness_range=config.tightness_range,
+                                roi_share=config.roi_share)
+    campaign = {k: v for k, v in drawn.to_dict().items() if v is not None}
     return {"behavior": name, "kwargs": kwargs, "noise": sigma, "campaign": campaign,
             "noise_seed": int(rng.integers(2**63 - 1))}
 

@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     c.add_argument("--out", required=True, help="output file, e.g. data.parquet")
 
+    k = sub.add_parser("calibrate", help="the full day and Lite side by side: per-opportunity "
+                       "market statistics of a fixed bidder's days, with the reference")
+    k.add_argument("--days", type=_positive_int, default=10, help="days per environment")
+    k.add_argument("--seed", type=int, default=0, help="day i uses seed + i (both envs)")
+    k.add_argument("--out", default="bidenv-calibration", help="output folder")
+
     a = sub.add_parser("import-auctionnet", help="convert a public AuctionNet traffic-log CSV "
                        "into an offline dataset (Parquet)")
     a.add_argument("csv", help="traffic-log CSV (AuctionNet schema)")
@@ -228,6 +234,10 @@ def main(argv=None) -> int:
                         out=args.out, noise=args.noise, env_id=args.env, workers=args.workers)
         except ValueError as exc:
             raise SystemExit(f"bidenv collect: {exc}") from None
+    elif args.command == "calibrate":
+        from experiments.calibrate import run_calibrate
+
+        run_calibrate(days=args.days, seed=args.seed, out=args.out)
     elif args.command == "import-auctionnet":
         from experiments.collect import run_import_auctionnet
 

@@ -65,17 +65,29 @@ class Scenario:
         return opts
 
 
-_BASE_BUDGET, _BASE_CPA, _BASE_ROI, _CATEGORY = 4000.0, 60.0, 2.0, 3
+#: Scenario campaigns are inside the market of their category: the base budget is the
+#: market's typical budget (``bidenv.campaign.MARKET_REFERENCE_BUDGET``, 4,000) and targets
+#: are the category's market reference times the tightness (``bidenv.campaign.market_target``:
+#: CPA ``MARKET_CPA[c] / tightness``, ROI ``MARKET_ROI[c] x tightness``), the range that
+#: ``bidenv.campaign.draw_agent_campaign`` draws the agent's campaigns from.
+_CATEGORY, _BASE_TIGHTNESS = 3, 1.0
+
+
+def _campaign(constraint, budget_ratio, tightness):
+    from bidenv.campaign import MARKET_REFERENCE_BUDGET, market_target
+
+    key = "target_roi" if constraint == "roi" else "target_cpa"
+    return {"budget": MARKET_REFERENCE_BUDGET * budget_ratio, "constraint": constraint,
+            key: market_target(_CATEGORY, constraint, _BASE_TIGHTNESS * tightness),
+            "category": _CATEGORY}
 
 
 def _cpa(name, budget_ratio=1.0, tightness=1.0):
-    return Scenario(name, {"budget": _BASE_BUDGET * budget_ratio, "constraint": "cpa",
-                           "target_cpa": _BASE_CPA / tightness, "category": _CATEGORY})
+    return Scenario(name, _campaign("cpa", budget_ratio, tightness))
 
 
 def _roi(name, budget_ratio=1.0, tightness=1.0):
-    return Scenario(name, {"budget": _BASE_BUDGET * budget_ratio, "constraint": "roi",
-                           "target_roi": _BASE_ROI * tightness, "category": _CATEGORY})
+    return Scenario(name, _campaign("roi", budget_ratio, tightness))
 
 
 #: Named scenario grids. Tightness > 1 makes the target harder (lower CPA, higher ROI).

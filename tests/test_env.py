@@ -140,7 +140,7 @@ def test_sb3_check_env_without_warnings(env_id):
 def test_lite_spec():
     env = lite_env()
     env.reset(seed=0)
-    assert env.k == 16
+    assert env.k == 48  # the full market's advertisers, budgets scaled to the volume
     assert env.traffic.expected_volume().sum() == pytest.approx(50_000, rel=0.15)
     full = gym.make("bidenv/AutoBidding-v0").unwrapped
     assert full.n_competitors == 47 and full.opportunities_per_day == 500_000
@@ -391,14 +391,14 @@ def test_rewards_sum_to_final_score(campaign):
 
 def test_reward_mode_conversions():
     _, _, steps = run_day(lite_env(reward_mode="conversions",
-                                   campaign=dict(budget=1500.0, target_cpa=60.0)),
+                                   campaign=dict(budget=1500.0, target_cpa=60.0, category=7)),
                           0, np.full(48, 0.4))
     assert sum(s[1] for s in steps) > 0
     for _, r, _, _, info in steps:
         assert r == info["conversions"]
     _, _, steps = run_day(
         lite_env(reward_mode="conversions",
-                 campaign=dict(budget=300.0, constraint="roi", target_roi=1.5)),
+                 campaign=dict(budget=1500.0, constraint="roi", target_roi=1.5, category=7)),
         0, np.full(48, 0.4))
     assert sum(s[1] for s in steps) > 0
     for _, r, _, _, info in steps:
@@ -452,7 +452,7 @@ def test_score_is_the_formula_of_the_totals(beta):
 
 def test_beta_changes_only_the_score_by_the_exact_factor():
     acts = np.full(48, 0.7)
-    camp = dict(budget=400.0, target_cpa=40.0)
+    camp = dict(budget=1500.0, target_cpa=40.0, category=7)
     _, _, s2 = run_day(lite_env(beta=2.0, campaign=camp), 2, acts)
     _, _, s1 = run_day(lite_env(beta=1.0, campaign=camp), 2, acts)
     i2, i1 = s2[-1][4], s1[-1][4]
@@ -464,8 +464,8 @@ def test_beta_changes_only_the_score_by_the_exact_factor():
 
 
 def test_budget_only_score_is_conversions():
-    _, _, steps = run_day(lite_env(campaign=dict(budget=300.0, constraint="budget")), 0,
-                          np.full(48, 0.8))
+    _, _, steps = run_day(lite_env(campaign=dict(budget=1500.0, constraint="budget",
+                                                 category=7)), 0, np.full(48, 0.8))
     info = steps[-1][4]
     assert info["score"] == info["total_conversions"] > 0
     assert info["expected_score"] == pytest.approx(info["expected_conversions"], rel=1e-12)
@@ -530,7 +530,8 @@ def test_terminates_when_the_budget_cannot_buy_anything():
 
 def test_terminates_at_n_ticks_and_never_truncates():
     env = small_env(n_ticks=5)
-    _, _, steps = run_day(env, 0, np.zeros(5))
+    # A budget that lasts the day (the drawn campaign may spend its budget in 5 long ticks).
+    _, _, steps = run_day(env, 0, np.zeros(5), options={"budget": 1e9})
     assert len(steps) == 5 and steps[-1][4]["tick"] == 5
     assert [s[2] for s in steps] == [False] * 4 + [True]
     assert not any(s[3] for s in steps)
@@ -622,7 +623,7 @@ def test_features_recomputed_from_past_infos_and_recording():
 
 
 def test_roi_constraint_ratio_feature():
-    env = lite_env(campaign=dict(budget=400.0, constraint="roi", target_roi=2.0))
+    env = lite_env(campaign=dict(budget=1500.0, constraint="roi", target_roi=2.0, category=7))
     f = env.feature_names.index("constraint_ratio")
     _, _, steps = run_day(env, 0, np.full(48, 0.5))
     checked = 0
@@ -732,7 +733,8 @@ def test_recording_shapes_and_rival_bids_exclude_the_agent():
 
 def test_recording_one_entry_per_tick():
     env = lite_env(record=True)
-    _, _, steps = run_day(env, 0, random_actions(2))
+    # A budget that lasts the day (after an early end the rest of the day is recorded too).
+    _, _, steps = run_day(env, 0, random_actions(2), options={"budget": 1e9})
     assert [r["tick"] for r in env.recording] == list(range(len(steps)))
     for r, s in zip(env.recording, steps):
         n = len(r["pvalue"])

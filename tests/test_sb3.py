@@ -66,7 +66,7 @@ def test_harness_loads_ppo_checkpoints(ppo_run):
     frame, _ = evaluate(f"truthful,ppo:{ppo_run / 'model.zip'}", episodes=1, seed=2,
                         scenarios="smoke", env_id=LITE, progress=False)
     assert list(frame["agent"]) == ["truthful", "ppo"]
-    assert (frame["expected_score"] <= frame["oracle_score"] * 1.02 + 1e-9).all()
+    assert (frame["expected_score"] <= frame["own_oracle_score"] * 1.02 + 1e-9).all()
 
 
 @pytest.mark.parametrize("algo", ["sac", "td3"])
@@ -84,3 +84,28 @@ def test_bad_config_and_missing_files(tmp_path):
         TrainConfig(timesteps=0).validate()
     with pytest.raises(ValueError, match="config.json"):
         SB3Agent.load(tmp_path)
+
+
+def test_training_sees_the_scenarios_campaigns_and_the_expected_reward():
+    """SB3 trains on the env's drawn campaigns (ROI included, like the scenarios it is scored
+    on) with the noise-free expected-score reward by default."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    config = TrainConfig(algo="ppo", env_id=LITE, seed=0)
+    venv = make_vec_env(config.make_env, n_envs=1, seed=0)  # exactly as train() builds it
+    kinds = []
+    for _ in range(40):
+        venv.reset()
+        base = venv.envs[0].unwrapped
+        kinds.append(base.agent_campaign.constraint)
+    assert base.reward_mode == "expected_score"
+    roi = kinds.count("roi") / len(kinds)
+    assert 0.05 < roi < 0.45, kinds  # the scenarios' ~20% ROI share
+    assert kinds.count("cpa") > 0
+    # One tick's reward is the increment of the expected score.
+    env = config.make_env()
+    env.reset(seed=4)
+    _, reward, *_, info = env.step(np.zeros(1, np.float32))
+    assert reward == pytest.approx(info["expected_score"], abs=1e-12)
+    with pytest.raises(ValueError, match="reward_mode"):
+        TrainConfig(reward_mode="profit").validate()
