@@ -297,21 +297,28 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
     scenario_list = get_scenarios(scenarios)
     env_kwargs = dict(env_kwargs or {})
     # The yardstick of each (scenario, day) first: it depends on no agent.
-    tasks = [(None, None, env_id, env_kwargs, [(scenario, episode, False)], seed)
-             for scenario in scenario_list for episode in range(episodes)]
+    # Days are grouped into tasks of ``chunk`` days of one agent and scenario (one env and
+    # one agent built per task, not per day), small enough for every worker to get several
+    # tasks. Results do not depend on the grouping (each day is reset from its own seed).
+    chunk = max(1, min(episodes, episodes * len(scenario_list) * (len(entries) + 1)
+                       // (4 * workers)))
+    groups = [list(range(i, min(i + chunk, episodes))) for i in range(0, episodes, chunk)]
+    tasks = [(None, None, env_id, env_kwargs, [(scenario, e, False) for e in group], seed)
+             for scenario in scenario_list for group in groups]
     for label, (spec, kwargs) in entries.items():
         for s_i, scenario in enumerate(scenario_list):
-            for episode in range(episodes):
-                jobs = [(scenario, episode, s_i == 0 and episode == 0)]
+            for group in groups:
+                jobs = [(scenario, e, s_i == 0 and e == 0) for e in group]
                 tasks.append(((spec, kwargs), label, env_id, env_kwargs, jobs, seed))
     rows, references, traces = [], [], []
-    bar = tqdm(total=len(tasks), desc="evaluating", unit="day", disable=not progress)
+    bar = tqdm(total=episodes * len(scenario_list) * (len(entries) + 1), desc="evaluating",
+               unit="day", disable=not progress)
 
     def take(task, result):
         r, t = result
         (references if task[0] is None else rows).extend(r)
         traces.extend(t)
-        bar.update()
+        bar.update(len(task[4]))
 
     if workers == 1:
         for task in tasks:

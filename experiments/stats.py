@@ -637,8 +637,11 @@ def performance_profile(frame: pd.DataFrame, path, *, value: str = "pct_of_oracl
     strata = days["scenario"].to_numpy()
     fn = _profile_rows(taus)
     parts = []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for agent in pd.unique(frame["agent"]):
+    fig, ax = plt.subplots(figsize=(8, 5))
+    agents = list(pd.unique(frame["agent"]))
+    # Distinct colours for up to 20 agents, and a second line style beyond 10.
+    colours = plt.get_cmap("tab20" if len(agents) > 10 else "tab10")
+    for i, agent in enumerate(agents):
         m = agent_matrix(frame, agent, value=value)
         points, reps = _bootstrap(m, strata, [fn], n_boot, seed)
         if points is None:
@@ -647,15 +650,18 @@ def performance_profile(frame: pd.DataFrame, path, *, value: str = "pct_of_oracl
         curve = profile_curve(m, taus)
         parts.append(pd.DataFrame({"agent": agent, "tau": taus, "fraction": curve,
                                    "low": lo, "high": hi}))
-        line, = ax.plot(taus, curve, label=f"{agent} ({_counts(m)[0]} runs)")
-        ax.fill_between(taus, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
+        runs = _counts(m)[0]
+        line, = ax.plot(taus, curve, color=colours(i % colours.N),
+                        ls="-" if i < 10 else "--",
+                        label=f"{agent} ({runs} run{'s' if runs != 1 else ''})")
+        ax.fill_between(taus, lo, hi, color=line.get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel(f"{value} threshold τ")
     ax.set_ylabel("fraction of (run, day) scores > τ")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"Performance profile: {len(days)} days, {days['scenario'].nunique()} scenarios\n"
                  f"bands: {level * 100:g}% interval (bootstrap over runs and days)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     atomic_save_figure(fig, Path(path))
     if not parts:
         return pd.DataFrame(columns=["agent", "tau", "fraction", "low", "high"])
