@@ -5,8 +5,9 @@ On embedded defaults, in a few minutes on two cores:
 1. **Leaderboard.** The heuristic bidders (:data:`HEURISTICS`, plus the generative bidder when
    a checkpoint ships with the package, see :func:`quickstart_agents`) bid for one campaign
    (:data:`CAMPAIGN`) on the same held-out days (common random numbers, the evaluation harness of
-   :mod:`experiments.evaluate`), each day scored against the hindsight oracle. Printed and
-   written as ``leaderboard.csv``, ``leaderboard.md`` and ``episodes.csv``.
+   :mod:`experiments.evaluate`), each day scored against its yardstick (the hindsight oracle
+   of the day without the agent). Printed and written as ``leaderboard.csv``,
+   ``leaderboard.md`` and ``episodes.csv``.
 2. **Budget sweep.** The same campaign (:data:`SWEEP`) at six budgets with two bidders
    (:func:`bidenv.analysis.simulate_budget`): ``budget_simulation.csv``,
    ``recommendation.csv``, the ROI-curve figures (``roi_curve.png``, ``marginal_cpa.png``,
@@ -135,7 +136,8 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
     atomic_write_text(out / "leaderboard.md", leaderboard_markdown(board))
     plot_results(frame, board, traces, out)
     shown = board.sort_values("mean_score", ascending=False)[_BOARD_COLUMNS]
-    print("\nLeaderboard (expected score per day, 95% interval, % of the hindsight oracle):")
+    print("\nLeaderboard (expected score per day, 95% interval, % of the day's yardstick: "
+          "the hindsight oracle of the day without the agent):")
     with pd.option_context("display.width", 140, "display.max_columns", 20):
         print(shown.to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
     leaderboard_s = time.perf_counter() - start
