@@ -281,9 +281,8 @@ def _rng_state_tensors(rng: np.random.Generator) -> tuple[dict, str]:
 
 
 def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
-        checkpoint_every: int = 1000, eval_every: int = 0, eval_episodes: int = 3,
-        eval_env: str = "bidenv/AutoBiddingLite-v0", resume: bool = False,
-        progress: bool = True, log: bool = True) -> OfflineAgent:
+        checkpoint_every: int = 1000, eval_every: int = 0, evaluate=None,
+        resume: bool = False, progress: bool = True, log: bool = True) -> OfflineAgent:
     """Train ``agent`` for ``steps`` gradient steps on ``data`` (a path, frame or
     :class:`Trajectories`).
 
@@ -291,9 +290,10 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
     resumable checkpoint under ``out/checkpoint`` every ``checkpoint_every`` steps,
     TensorBoard scalars under ``out/tb`` (``losses/*`` every 50 steps, ``eval/*`` at every
     evaluation), and ``out/train.json`` (the resolved config, the data's metadata, timings).
-    With ``eval_every > 0``, every that many steps the current model is evaluated in the
-    simulator on ``eval_episodes`` days (scenario ``default``, seeds disjoint from the
-    usual evaluation seeds) through :func:`experiments.evaluate.evaluate`.
+    With ``eval_every > 0``, every that many steps ``evaluate(agent)`` is called (in
+    evaluation mode) and the scalars of the dict it returns are logged as ``eval/<key>``; the
+    caller supplies it (the command line evaluates the current model in the simulator), so
+    this layer never imports the evaluation harness.
     With ``resume=True`` training continues from ``out/checkpoint`` (same data, same
     config); the result is identical to an uninterrupted run.
     """
@@ -301,6 +301,10 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
 
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    if eval_every and not callable(evaluate):
+        raise ValueError("eval_every > 0 needs evaluate, a callable agent -> {name: scalar}")
     meta_data: dict = {}
     if isinstance(data, (str, Path)):
         frame, meta_data = load_dataset(data)
@@ -353,8 +357,11 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
         if ckpt is not None and (agent.step % checkpoint_every == 0 or agent.step == steps):
             t_state, n_state = _rng_state_tensors(rng)
             agent.save(ckpt, extra_tensors=t_state, extra_json={"rng_numpy": n_state})
-        if eval_every and out is not None and agent.step % eval_every == 0:
-            _evaluate_during_training(agent, out, writer, eval_episodes, eval_env, seed)
+        if eval_every and agent.step % eval_every == 0:
+            agent.eval_mode(True)
+            for key, value in evaluate(agent).items():
+                if writer is not None:
+                    writer.add_scalar(f"eval/{key}", float(value), agent.step)
             agent.eval_mode(False)
     bar.close()
     agent.eval_mode(True)
@@ -369,22 +376,3 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
     if writer is not None:
         writer.close()
     return agent
-
-
-#: Evaluation seeds used during training (disjoint from harness seeds 0.. and 1_000_000..).
-TRAIN_EVAL_SEED = 2_000_000
-
-
-def _evaluate_during_training(agent, out: Path, writer, episodes: int, env_id: str, seed: int):
-    from experiments.evaluate import evaluate
-
-    snap = out / "eval_snapshot"
-    agent.save(snap)
-    frame, _ = evaluate([f"{agent.name}:{snap}"], episodes=episodes,
-                        seed=TRAIN_EVAL_SEED + seed, scenarios="smoke", env_id=env_id,
-                        progress=False)
-    if writer is not None:
-        writer.add_scalar("eval/expected_score", float(frame["expected_score"].mean()),
-                          agent.step)
-        writer.add_scalar("eval/pct_of_oracle", float(frame["pct_of_oracle"].mean()),
-                          agent.step)

@@ -44,7 +44,7 @@ a uniformly drawn category, budget log-uniform over ``MARKET_REFERENCE_BUDGET x 
 (:data:`AGENT_TIGHTNESS_RANGE`), 20% ROI campaigns (:data:`AGENT_ROI_SHARE`), targets
 :func:`market_target`: ``MARKET_CPA[c] / tightness`` or ``MARKET_ROI[c] x tightness``. The
 evaluation's scenarios (``experiments.evaluate.PRESETS``) and the offline data collection
-(``bidenv.offline.CollectConfig``) use the same reference and ranges.
+(``experiments.collect.CollectConfig``) use the same reference and ranges.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Each episode of the trajectory frame becomes a Minari episode:
   episode whose last row is not ``done`` (a day cut short in the log);
 * ``infos`` (``L + 1`` entries, the first for the reset): ``score``, ``cost``,
   ``conversions``, ``value``, ``expected_score`` and ``alpha`` (0 at the reset);
-* episode metadata: for days collected by :func:`bidenv.offline.collect`, the reset ``seed``
+* episode metadata: for days collected by :func:`experiments.collect.collect`, the reset ``seed``
   and ``options`` (the campaign) that replay the day in the environment.
 
 The observation space is the environment's (bounds of :data:`bidenv.env.FEATURES`), the action
@@ -127,7 +127,7 @@ def export_minari(frame_or_path, dataset_id: str, *, env_id: str | None = None,
     """Write a bidenv dataset as a Minari dataset; returns the ``minari.MinariDataset``.
 
     Args:
-        frame_or_path: A trajectory frame (as from :func:`bidenv.offline.collect` or
+        frame_or_path: A trajectory frame (as from :func:`experiments.collect.collect` or
             :func:`bidenv.auctionnet.import_auctionnet`) or the path of a Parquet dataset.
         dataset_id: Minari id ``[namespace/]name-vN``, e.g. ``"bidenv/lite-mix-v0"``.
         env_id: Environment the data comes from (stored in the dataset so that

@@ -7,8 +7,8 @@ figures compose in notebooks::
     roi_curve(frame, ax=axes[0])
     marginal_curve(frame, ax=axes[1])
 
-``frame`` arguments are :func:`bidenv.analysis.simulate_budget` outputs; ``trace`` arguments
-are the per-tick frames of :func:`bidenv.analysis.simulate_day` (``trace=True``).
+``frame`` arguments are :func:`experiments.analysis.simulate_budget` outputs; ``trace`` arguments
+are the per-tick frames of :func:`experiments.analysis.simulate_day` (``trace=True``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def roi_curve(frame, *, y: str = "conversions", ax=None, target_line: bool = Tru
     ``y = target ROI x spend`` (value) is drawn: points above it are better than the target.
 
     Args:
-        frame: :func:`bidenv.analysis.simulate_budget` output.
+        frame: :func:`experiments.analysis.simulate_budget` output.
         y: ``"conversions"`` or ``"value"``.
         ax: Axes to draw on (None: a new figure).
         target_line: Draw the target line(s).
@@ -94,7 +94,7 @@ def marginal_curve(frame, *, kind: str | None = None, ax=None):
     spend stops paying for itself. Infinite or undefined steps are left out.
 
     Args:
-        frame: :func:`bidenv.analysis.simulate_budget` output.
+        frame: :func:`experiments.analysis.simulate_budget` output.
         kind: ``"cpa"`` or ``"roi"`` (None: from the campaign's constraint).
         ax: Axes to draw on.
     """
@@ -179,7 +179,7 @@ def pacing(trace, *, ax=None, label: str | None = None, show_traffic: bool = Tru
     it the budget runs out early, below it money is left on the table.
 
     Args:
-        trace: Per-tick frame of :func:`bidenv.analysis.simulate_day` (``trace=True``), with
+        trace: Per-tick frame of :func:`experiments.analysis.simulate_day` (``trace=True``), with
             ``hour``, ``spend_share`` and ``traffic_share``.
         ax: Axes to draw on.
         label: Legend label of the spend line.

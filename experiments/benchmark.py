@@ -327,7 +327,8 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     """Collect, train and evaluate per the preset; returns the leaderboard frame."""
     from tqdm.auto import tqdm
 
-    from bidenv.offline import collect, load_dataset, save_dataset
+    from bidenv.offline import load_dataset, save_dataset
+    from experiments.collect import collect
     from experiments.evaluate import evaluate, write_results
     from experiments.io import atomic_write_csv, atomic_write_json
 

@@ -1,25 +1,239 @@
 """``bidenv collect`` and ``bidenv import-auctionnet``: offline datasets as Parquet files.
 
 ``bidenv collect --episodes N --behavior NAME --seed S --out FILE.parquet`` logs N simulated
-days of a behaviour mix (:func:`bidenv.offline.collect`); ``bidenv import-auctionnet CSV --out
+days of a behaviour mix (:func:`collect`); ``bidenv import-auctionnet CSV --out
 FILE.parquet`` converts a public AuctionNet traffic log (:mod:`bidenv.auctionnet`). Both write
 the file atomically and print what they wrote.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bidenv.offline import DEFAULT_BEHAVIORS
+import numpy as np
+import pandas as pd
+
+from bidenv.campaign import (
+    AGENT_BUDGET_RANGE,
+    AGENT_ROI_SHARE,
+    AGENT_TIGHTNESS_RANGE,
+    MARKET_CPA,
+    MARKET_REFERENCE_BUDGET,
+    MARKET_ROI,
+    draw_agent_campaign,
+)
+from bidenv.offline import COLUMNS, OBS_COLUMNS
+
+#: Default behaviour mix: heuristic bidders and their weights.
+DEFAULT_BEHAVIORS = {"pid_cpa": 0.3, "online_lp": 0.25, "pid_budget": 0.2, "fixed": 0.15,
+                     "truthful": 0.05, "random": 0.05}
+
+
+# --------------------------------------------------------------------------------------------
+# Collection
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectConfig:
+    """How logged days are generated.
+
+    Attributes:
+        episodes: Number of days.
+        seed: Day ``i`` is ``reset(seed=seed + i)``; behaviour randomness comes from
+            ``SeedSequence([seed, i])``.
+        behaviors: ``{agent name: weight}`` (agents of :mod:`agents`); one per episode.
+        noise: Exploration: each episode draws sigma ~ U(0, noise) and multiplies every
+            tick's alpha by ``exp(sigma * N(0, 1))``.
+        env_id: Environment; ``env_kwargs`` go to ``gym.make``.
+        budget_range: Campaign budgets (log-uniform) for the reference day of 500k
+            opportunities, scaled to the environment's volume.
+        tightness_range: Targets are the category's market reference x a tightness drawn
+            log-uniform in this range (CPA ``MARKET_CPA[c] / tightness``, ROI
+            ``MARKET_ROI[c] x tightness``; see :mod:`bidenv.campaign`).
+        roi_share: Share of ROI campaigns.
+
+    The campaign ranges default to the agent's campaign distribution of the environment
+    (:func:`bidenv.campaign.draw_agent_campaign`), which each episode's campaign is drawn
+    from.
+        fixed_alpha_range: For the ``fixed`` behaviour, alpha log-uniform in this range.
+    """
+
+    episodes: int = 200
+    seed: int = 0
+    behaviors: dict = field(default_factory=lambda: dict(DEFAULT_BEHAVIORS))
+    noise: float = 0.3
+    env_id: str = "bidenv/AutoBiddingLite-v0"
+    env_kwargs: dict = field(default_factory=dict)
+    budget_range: tuple = AGENT_BUDGET_RANGE
+    tightness_range: tuple = AGENT_TIGHTNESS_RANGE
+    roi_share: float = AGENT_ROI_SHARE
+    fixed_alpha_range: tuple = (0.5, 2.0)
+
+    def __post_init__(self):
+        import agents
+
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise ValueError(f"episodes must be an integer >= 1, got {self.episodes!r}")
+        seed_ok = isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
+        if not seed_ok or self.seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if not isinstance(self.behaviors, dict) or not self.behaviors:
+            raise ValueError("behaviors must be a non-empty {agent name: weight} dict")
+        known = set(agents.available())
+        for name, w in self.behaviors.items():
+            if name not in known:
+                raise ValueError(f"behaviors: unknown agent {name!r}; available: "
+                                 f"{sorted(known)}")
+            if not (isinstance(w, (int, float)) and math.isfinite(w) and w >= 0):
+                raise ValueError(f"behaviors: weight of {name!r} must be a number >= 0, "
+                                 f"got {w!r}")
+        if sum(self.behaviors.values()) <= 0:
+            raise ValueError("behaviors: weights must not all be 0")
+        if not (isinstance(self.noise, (int, float)) and 0 <= self.noise <= 3):
+            raise ValueError(f"noise must be a number in [0, 3], got {self.noise!r}")
+        if not 0 <= self.roi_share <= 1:
+            raise ValueError(f"roi_share must be in [0, 1], got {self.roi_share!r}")
+        for name in ("budget_range", "tightness_range", "fixed_alpha_range"):
+            lo, hi = getattr(self, name)
+            if not (0 < lo <= hi and math.isfinite(hi)):
+                raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
+                                 f"{getattr(self, name)!r}")
+
+    def metadata(self) -> dict:
+        return {"episodes": self.episodes, "seed": self.seed, "behaviors": self.behaviors,
+                "noise": self.noise, "env_id": self.env_id, "env_kwargs": self.env_kwargs,
+                "budget_range": list(self.budget_range),
+                "tightness_range": list(self.tightness_range), "roi_share": self.roi_share,
+                "campaign_distribution": "bidenv.campaign.draw_agent_campaign",
+                "market_reference_budget": MARKET_REFERENCE_BUDGET,
+                "market_cpa": list(MARKET_CPA), "market_roi": list(MARKET_ROI),
+                "fixed_alpha_range": list(self.fixed_alpha_range)}
+
+
+def behavior_plan(config: CollectConfig, episode: int) -> dict:
+    """The behaviour, noise and campaign of one episode (deterministic in seed and episode)."""
+    rng = np.random.default_rng(np.random.SeedSequence([config.seed & (2**63 - 1), episode]))
+    names = list(config.behaviors)
+    w = np.array([config.behaviors[n] for n in names], np.float64)
+    name = names[int(rng.choice(len(names), p=w / w.sum()))]
+    kwargs = {}
+    if name == "fixed":
+        lo, hi = config.fixed_alpha_range
+        kwargs["alpha"] = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    elif name == "random":
+        kwargs["seed"] = int(rng.integers(2**31))
+    sigma = float(rng.uniform(0.0, config.noise))
+    drawn = draw_agent_campaign(rng, budget_range=config.budget_range,
+                                tightness_range=config.tightness_range,
+                                roi_share=config.roi_share)
+    campaign = {k: v for k, v in drawn.to_dict().items() if v is not None}
+    return {"behavior": name, "kwargs": kwargs, "noise": sigma, "campaign": campaign,
+            "noise_seed": int(rng.integers(2**63 - 1))}
+
+
+def _collect_chunk(task) -> list[dict]:
+    import gymnasium as gym
+
+    import agents
+    import bidenv  # noqa: F401  (registers the envs)
+    from bidenv.campaign import budget_scale
+
+    config, episodes = task
+    env = gym.make(config.env_id, **config.env_kwargs)
+    base = env.unwrapped
+    scale = budget_scale(base.opportunities_per_day)
+    rows = []
+    for ep in episodes:
+        plan = behavior_plan(config, ep)
+        agent = agents.make(plan["behavior"], **plan["kwargs"])
+        noise_rng = np.random.default_rng(plan["noise_seed"])
+        options = dict(plan["campaign"], budget=plan["campaign"]["budget"] * scale)
+        obs, info = env.reset(seed=config.seed + ep, options=options)
+        camp = base.agent_campaign
+        agent.reset(camp.to_dict())
+        update = getattr(agent, "update", None)
+        log_max = math.log(base.max_alpha)
+        tick = 0
+        while True:
+            a = float(np.asarray(agent.act(obs), np.float64).reshape(-1)[0])
+            if plan["noise"] > 0:
+                a += plan["noise"] * noise_rng.standard_normal() / log_max
+            a = float(np.clip(a, -1.0, 1.0))
+            next_obs, reward, terminated, truncated, info = env.step(np.array([a], np.float32))
+            if update is not None:
+                update(info, base.last_tick_opportunities())
+            done = bool(terminated or truncated)
+            row = {"episode": ep, "tick": tick}
+            row.update(zip(OBS_COLUMNS, obs.astype(np.float64)))
+            row.update(action=a, alpha=info["alpha"], reward=reward, done=done,
+                       budget=camp.budget, constraint=camp.constraint,
+                       target_cpa=camp.target_cpa if camp.target_cpa is not None else math.nan,
+                       target_roi=camp.target_roi if camp.target_roi is not None else math.nan,
+                       category=camp.category, cost=info["cost"],
+                       conversions=info["conversions"], value=info["value"],
+                       score=info["score"], expected_score=info["expected_score"],
+                       expected_conversions=info["expected_conversions"],
+                       expected_cost=info["expected_cost"],
+                       expected_value=info["expected_value"], behavior=plan["behavior"],
+                       noise=plan["noise"])
+            rows.append(row)
+            obs = next_obs
+            tick += 1
+            if done:
+                break
+    env.close()
+    return rows
+
+
+def collect(config: CollectConfig | None = None, *, workers: int = 1,
+            progress: bool = True, **overrides) -> pd.DataFrame:
+    """Log ``config.episodes`` days of the behaviour mix; returns the dataset frame.
+
+    The frame's ``attrs["bidenv"]`` holds the metadata that :func:`save_dataset` stores.
+    Results are identical for any ``workers``.
+
+    >>> frame = collect(episodes=2, seed=0, progress=False)
+    >>> frame.groupby("episode")["tick"].min().tolist()
+    [0, 0]
+    """
+    from tqdm.auto import tqdm
+
+    if config is None:
+        config = CollectConfig(**overrides)
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    chunk = 10
+    tasks = [(config, list(range(i, min(i + chunk, config.episodes))))
+             for i in range(0, config.episodes, chunk)]
+    rows: list[dict] = []
+    bar = tqdm(total=config.episodes, desc="collecting", unit="day", disable=not progress)
+    if workers == 1:
+        for task in tasks:
+            rows += _collect_chunk(task)
+            bar.update(len(task[1]))
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for task, r in zip(tasks, pool.map(_collect_chunk, tasks)):
+                rows += r
+                bar.update(len(task[1]))
+    bar.close()
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata()}
+    return frame
+
 
 
 def parse_behaviors(text: str) -> dict:
     """A behaviour mix from the command line.
 
     Args:
-        text: ``"mix"`` (:data:`bidenv.offline.DEFAULT_BEHAVIORS`), one agent name
+        text: ``"mix"`` (:data:`DEFAULT_BEHAVIORS`), one agent name
             (``"pid_cpa"``) or weighted names (``"pid_cpa=0.7,fixed=0.3"``).
 
     Returns:
@@ -89,7 +303,7 @@ def run_collect(*, episodes: int, behavior: str = "mix", seed: int = 0, out,
     import gymnasium as gym
 
     import bidenv  # noqa: F401  (registers the environments)
-    from bidenv.offline import CollectConfig, collect, save_dataset
+    from bidenv.offline import save_dataset
 
     out = _check_out(out)
     if env_id not in gym.registry:

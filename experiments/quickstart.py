@@ -9,7 +9,7 @@ On embedded defaults, in a few minutes on two cores:
    of the day without the agent). Printed and written as ``leaderboard.csv``,
    ``leaderboard.md`` and ``episodes.csv``.
 2. **Budget sweep.** The same campaign (:data:`SWEEP`) at six budgets with two bidders
-   (:func:`bidenv.analysis.simulate_budget`): ``budget_simulation.csv``,
+   (:func:`experiments.analysis.simulate_budget`): ``budget_simulation.csv``,
    ``recommendation.csv``, the ROI-curve figures (``roi_curve.png``, ``marginal_cpa.png``,
    ``cpa_vs_budget.png``, ``budget_used.png``, ``pacing.png``) and all four curves in one
    panel, ``roi_curves.png``. The recommendation is printed.
@@ -106,7 +106,7 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
     Returns:
         The leaderboard (one row per bidder).
     """
-    from bidenv.analysis import parse_spec, recommend, simulate_budget
+    from experiments.analysis import parse_spec, recommend, simulate_budget
     from experiments.evaluate import (
         Scenario,
         evaluate,

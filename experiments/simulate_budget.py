@@ -1,7 +1,7 @@
 """``bidenv simulate-budget``: a campaign at several budgets, as a table, figures and advice.
 
 Writes to ``--out``: ``budget_simulation.csv`` (one row per strategy x target x budget, see
-:func:`bidenv.analysis.simulate_budget`), ``days.csv`` (the simulated days behind it),
+:func:`experiments.analysis.simulate_budget`), ``days.csv`` (the simulated days behind it),
 ``recommendation.csv``, ``spec.json`` (the resolved spec, to rerun it with ``--spec``) and the
 figures ``roi_curve.png``, ``marginal_cpa.png`` (``marginal_roi.png`` for ROI campaigns),
 ``cpa_vs_budget.png`` (``roi_vs_budget.png``), ``budget_used.png`` and ``pacing.png`` (one day
@@ -25,14 +25,14 @@ def output_files(constraint: str) -> list[str]:
 
 
 def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
-    """The budget figures of a :func:`~bidenv.analysis.simulate_budget` frame, as PNGs."""
+    """The budget figures of a :func:`~experiments.analysis.simulate_budget` frame, as PNGs."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from bidenv import plots
-    from bidenv.analysis import simulate_day
+    from experiments.analysis import simulate_day
     from experiments.io import atomic_save_figure
 
     kind = "roi" if spec.constraint == "roi" else "cpa"
@@ -109,7 +109,7 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     """The ``bidenv simulate-budget`` command; returns (frame, recommendation).
 
     Args:
-        spec: A spec mapping, a :class:`~bidenv.analysis.BudgetSpec` or a path to a JSON/YAML
+        spec: A spec mapping, a :class:`~experiments.analysis.BudgetSpec` or a path to a JSON/YAML
             spec file; ``fields`` override it (``None`` values are ignored).
         out: Output folder.
         workers: Processes for the simulated days (the results do not depend on it).
@@ -117,7 +117,7 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     """
     import pandas as pd
 
-    from bidenv.analysis import load_spec, parse_spec, recommend, simulate_budget
+    from experiments.analysis import load_spec, parse_spec, recommend, simulate_budget
     from experiments.io import atomic_write_csv, atomic_write_json
 
     start = time.perf_counter()

@@ -22,6 +22,32 @@ def parse_overrides(items) -> dict:
     return out
 
 
+#: Evaluation seeds used during training (disjoint from harness seeds 0.. and 1_000_000..).
+TRAIN_EVAL_SEED = 2_000_000
+
+
+def training_evaluator(out, *, env_id: str = "bidenv/AutoBiddingLite-v0", episodes: int = 3,
+                       seed: int = 0):
+    """The ``evaluate`` callback of :func:`agents.common.fit` for ``--eval-every``: saves the
+    current model to ``out/eval_snapshot`` and plays ``episodes`` days of the ``smoke``
+    scenario (seeds from :data:`TRAIN_EVAL_SEED`, disjoint from the evaluation seeds) with
+    :func:`experiments.evaluate.evaluate`; returns the mean expected score and percent of the
+    day's yardstick (logged as ``eval/expected_score`` and ``eval/pct_of_oracle``)."""
+    from experiments.evaluate import evaluate
+
+    snap = Path(out) / "eval_snapshot"
+
+    def run(agent) -> dict:
+        agent.save(snap)
+        frame, _ = evaluate([f"{agent.name}:{snap}"], episodes=episodes,
+                            seed=TRAIN_EVAL_SEED + seed, scenarios="smoke", env_id=env_id,
+                            progress=False)
+        return {"expected_score": float(frame["expected_score"].mean()),
+                "pct_of_oracle": float(frame["pct_of_oracle"].mean())}
+
+    return run
+
+
 def run_train_offline(name: str, *, data, steps: int, seed: int, out, resume: bool = False,
                       eval_every: int = 0, eval_env: str = "bidenv/AutoBiddingLite-v0",
                       overrides=None, progress: bool = True):
@@ -45,8 +71,12 @@ def run_train_offline(name: str, *, data, steps: int, seed: int, out, resume: bo
             agents.base._REGISTRY[name].factory, "factory").config_class)]
         raise ValueError(f"--set: {exc}; fields of {name}: {', '.join(known)}") from None
     start = time.perf_counter()
+    evaluate = (training_evaluator(out, env_id=eval_env, seed=seed) if eval_every and out
+                else None)
+    if eval_every and not out:
+        raise ValueError("--eval-every needs --out (the snapshot evaluated is saved there)")
     fit(agent, data, steps=steps, seed=seed, out=out, resume=resume, eval_every=eval_every,
-        eval_env=eval_env, progress=progress)
+        evaluate=evaluate, progress=progress)
     print(f"trained {name} for {steps} steps in {time.perf_counter() - start:.0f} s; wrote "
           f"{out}/config.json, weights.pt, train.json, TensorBoard logs in {out}/tb; evaluate "
           f"it as {name}:{out}")

@@ -8,7 +8,8 @@ import torch
 
 import bidenv  # noqa: F401  (registers the envs)
 from agents.common import fit
-from bidenv.offline import Trajectories, collect
+from bidenv.offline import Trajectories
+from experiments.collect import collect
 
 ENV = "bidenv/AutoBiddingLite-v0"
 #: Tiny networks so that every test file stays well under 30 s on one core.

@@ -15,8 +15,9 @@ torch = pytest.importorskip("torch")
 import agents  # noqa: E402
 import bidenv  # noqa: E402, F401
 from agents.common import CONFIG_FILE, WEIGHTS_FILE, OfflineAgent, fit  # noqa: E402
-from bidenv.offline import collect, save_dataset  # noqa: E402
+from bidenv.offline import save_dataset  # noqa: E402
 from experiments.benchmark import OFFLINE_AGENTS  # noqa: E402
+from experiments.collect import collect  # noqa: E402
 
 LITE = "bidenv/AutoBiddingLite-v0"
 TINY = {"batch_size": 16}

@@ -1,4 +1,4 @@
-"""Budget simulation (bidenv.analysis), its figures, `bidenv simulate-budget` and the quickstart."""
+"""Budget simulation (experiments.analysis), its figures, `bidenv simulate-budget`, quickstart."""
 
 import json
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bidenv.analysis import (
+from experiments.analysis import (
     BudgetSpec,
     load_spec,
     marginal_rates,

@@ -302,7 +302,7 @@ def test_agent_campaign_draw_scales_and_keeps_the_competitors_draw():
 def test_env_and_offline_collection_draw_the_agent_campaign():
     from bidenv.campaign import AGENT_BUDGET_RANGE, draw_agent_campaign
     from bidenv.env import AutoBiddingEnv
-    from bidenv.offline import CollectConfig, behavior_plan
+    from experiments.collect import CollectConfig, behavior_plan
 
     env = AutoBiddingEnv(opportunities_per_day=50_000, n_competitors=4)
     scale = budget_scale(50_000)

@@ -8,7 +8,8 @@ import torch
 
 from agents.common import expectile_loss, score_unit
 from agents.critics import QVCritic, TwinQ, episode_scales, transition_tensors
-from bidenv.offline import Normalizer, Trajectories, collect
+from bidenv.offline import Normalizer, Trajectories
+from experiments.collect import collect
 
 torch.set_num_threads(1)
 

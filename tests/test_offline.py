@@ -10,19 +10,16 @@ import pytest
 
 from bidenv.offline import (
     COLUMNS,
-    DEFAULT_BEHAVIORS,
     OBS_COLUMNS,
-    CollectConfig,
     Normalizer,
     Trajectories,
-    behavior_plan,
-    collect,
     load_dataset,
     save_dataset,
     validate_frame,
 )
 from bidenv.scoring import cpa_score
 from experiments.cli import main
+from experiments.collect import DEFAULT_BEHAVIORS, CollectConfig, behavior_plan, collect
 
 #: A very small day so that collection tests take well under a second per episode.
 TINY = {"opportunities_per_day": 5000, "n_competitors": 4}

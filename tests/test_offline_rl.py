@@ -11,7 +11,8 @@ from agents.bc import BCAgent
 from agents.common import fit, score_unit
 from agents.cql import CQLAgent, cql_penalty
 from agents.iql import IQLAgent
-from bidenv.offline import Trajectories, collect
+from bidenv.offline import Trajectories
+from experiments.collect import collect
 
 torch.set_num_threads(1)
 TINY = {"hidden": (16, 16), "batch_size": 32}
@@ -198,3 +199,23 @@ def test_tanh_gaussian_log_density_matches_torch_distributions():
     mu, log_std = actor(obs)
     dist = TransformedDistribution(Normal(mu, log_std.exp()), [TanhTransform()])
     assert torch.allclose(logp, dist.log_prob(a), atol=1e-4)
+
+
+def test_fit_calls_the_evaluate_callback_every_eval_every_steps(frame, tmp_path):
+    """Evaluation while training is a callback passed in (agents never import experiments):
+    called every ``eval_every`` steps in evaluation mode, its scalars logged as ``eval/*``."""
+    calls = []
+
+    def evaluate(agent):
+        calls.append(agent.step)
+        return {"expected_score": float(agent.step)}
+
+    fit(BCAgent(**TINY), frame, steps=6, seed=0, out=tmp_path / "bc", progress=False,
+        eval_every=2, evaluate=evaluate)
+    assert calls == [2, 4, 6]
+    assert any((tmp_path / "bc" / "tb").iterdir())
+    with pytest.raises(ValueError, match="evaluate"):
+        fit(BCAgent(**TINY), frame, steps=2, seed=0, progress=False, eval_every=1)
+    with pytest.raises(ValueError, match="eval_every"):
+        fit(BCAgent(**TINY), frame, steps=2, seed=0, progress=False, eval_every=-1,
+            evaluate=evaluate)

@@ -23,7 +23,7 @@ noise-free *expected* figures (exposure probability x true conversion probabilit
 won; DESIGN.md's benchmark figures); the realised ones are in ``*_realised`` columns.
 
 Example:
-    >>> from bidenv.analysis import simulate_budget, recommend
+    >>> from experiments.analysis import simulate_budget, recommend
     >>> frame = simulate_budget(budgets=[1000, 2000], target=100, strategies=["pid_cpa"],
     ...                         days=1, env_id="bidenv/AutoBiddingLite-v0", progress=False)
     >>> list(frame["budget"])
