@@ -28,7 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bidenv.campaign import Campaign
-from bidenv.env import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
 
 #: The environment's default action scale: ``alpha = MAX_ALPHA ** action``.
 MAX_ALPHA = 10.0

@@ -159,7 +159,7 @@ class OfflineAgent:
     config_class = OfflineConfig
 
     def __init__(self, config=None, *, obs_dim: int | None = None, **overrides):
-        from bidenv.env import FEATURE_NAMES
+        from bidenv.features import FEATURE_NAMES
 
         if config is None:
             config = self.config_class(**overrides)

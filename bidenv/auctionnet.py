@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bidenv.env import FEATURES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.features import FEATURES, PRICE_UNIT, PVALUE_UNIT
 from bidenv.offline import COLUMNS, OBS_COLUMNS
 from bidenv.scoring import constraint_ratio, cpa_score
 

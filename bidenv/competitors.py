@@ -23,6 +23,8 @@ from typing import Protocol
 
 import numpy as np
 
+from bidenv.features import FEATURE_NAMES
+
 FIXED, PACING, CONSTRAINT = 0, 1, 2
 KIND_NAMES = ("fixed", "pacing", "constraint")
 
@@ -179,8 +181,6 @@ class HeuristicBidder:
         self.reset()
 
     def reset(self, campaign: dict | None = None) -> None:
-        from bidenv.env import FEATURE_NAMES
-
         kp, ki, kc = self.gains
         self._market._configure(
             FEATURE_NAMES, None, kind=[KIND_NAMES.index(self.kind)],

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bidenv.env import FEATURES
+from bidenv.features import FEATURES
 from bidenv.offline import OBS_COLUMNS, load_dataset, validate_frame
 
 _INFO_COLUMNS = ("score", "cost", "conversions", "value", "expected_score", "alpha")

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bidenv.env import FEATURE_NAMES
+from bidenv.features import FEATURE_NAMES
 from bidenv.io import atomic_path
 
 #: Observation columns of a dataset, in the environment's feature order.

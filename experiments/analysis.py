@@ -350,7 +350,7 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
     """
     import agents
     from bidenv.campaign import budget_scale
-    from bidenv.env import FEATURE_NAMES
+    from bidenv.features import FEATURE_NAMES
 
     env = _env(env_id, traffic)
     scale = budget_scale(env.unwrapped.opportunities_per_day)
