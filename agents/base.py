@@ -1,6 +1,6 @@
 """The agent protocol, the registry of agents by name, and the episode loop.
 
-An *agent* bids for one advertiser for one day (see ``DESIGN.md``, "Agents contract")::
+An *agent* bids for one advertiser for one day (see ``docs/design.md``, "Agents contract")::
 
     agent.reset(campaign)          # campaign: dict with budget, constraint, target_cpa, ...
     action = agent.act(obs)        # (1,) float32 in [-1, 1]; alpha = max_alpha ** action

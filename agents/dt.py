@@ -9,7 +9,7 @@ causal transformer reads the day so far as interleaved tokens
 each with the embedding of its absolute tick added, and predicts the action ``a_t`` from the
 output at the state token ``s_t`` (tanh, so it lies in the action space [-1, 1]).
 
-Return-to-go. With ``S_t`` the penalised score after tick ``t`` (exact beta, DESIGN.md's
+Return-to-go. With ``S_t`` the penalised score after tick ``t`` (exact beta, docs/design.md's
 scoring contract), the token at tick ``t`` is ``R_t = (S_T - S_{t-1}) / u`` where ``u`` is
 the campaign's score unit (:func:`agents.common.score_unit`: what the budget buys at the
 target), so days of any budget and goal share one scale. ``expected=True`` (default) uses the

@@ -52,7 +52,7 @@ class AutoBiddingEnv(gym.Env):
     (``traffic``) and are sold in K-slot auctions (``mechanism``, cascaded slot exposure)
     against ``n_competitors`` advertisers who pace their own budgets. Outcomes (exposure,
     click, conversion) are drawn only for the slots won. The agent is judged by the
-    penalised score of DESIGN.md's scoring contract.
+    penalised score of docs/design.md's scoring contract.
 
     ## Action Space
     ``Box(-1, 1, (1,), float32)``; ``alpha = max_alpha ** a`` (so ``a = 0`` is the truthful

@@ -1,6 +1,6 @@
 """Offline datasets: logged days of bidding, stored as Parquet, and the arrays agents train on.
 
-One row per (episode, tick), per DESIGN.md's offline-data contract:
+One row per (episode, tick), per docs/design.md's offline-data contract:
 
 * ``episode``, ``tick`` (0-based: the row's observation was seen before bidding in tick
   ``tick``), one ``obs_<feature>`` column per observation feature
@@ -252,7 +252,7 @@ class Trajectories:
     def returns_to_go(self, *, expected: bool = False) -> np.ndarray:
         """Score-based return-to-go ``R_t = S_T - S_{t-1}`` (S_{-1} = 0), shape (E, T).
 
-        With the penalised score S_t after tick t (exact beta, DESIGN.md's scoring contract),
+        With the penalised score S_t after tick t (exact beta, docs/design.md's scoring contract),
         ``R_0 = S_T`` and ``R_t - R_{t+1} = S_t - S_{t-1}``: the increments telescope to the
         final score. ``expected=True`` uses the noise-free expected score instead.
         """

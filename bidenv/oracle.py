@@ -4,7 +4,7 @@ After an episode of an env made with ``record=True``, :func:`hindsight` answers 
 about the agent's campaign on that day, with the competitors' bids held at their recorded
 values:
 
-* ``oracle_score``: the largest *expected* penalised score (DESIGN.md's scoring contract with
+* ``oracle_score``: the largest *expected* penalised score (docs/design.md's scoring contract with
   the env's ``beta``) of any choice, opportunity by opportunity, of which slot (if any) to buy
   at that slot's recorded price, fractional choices allowed, expected spend within the budget;
 * ``best_fixed_alpha`` / ``best_fixed_alpha_score``: the constant multiplier in

@@ -1,4 +1,4 @@
-"""Penalised campaign scores (the scoring contract of DESIGN.md).
+"""Penalised campaign scores (the scoring contract of docs/design.md).
 
 A CPA campaign with target ``C`` that bought ``conversions`` for ``cost`` scores::
 

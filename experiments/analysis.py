@@ -20,7 +20,7 @@ Units. Budgets are given for the reference day of 500k opportunities (as in the 
 (divided by the same scale), so that they read in the units of the budgets; on the default
 full-size environment the scale is 1. Conversions, value and score are the environment's
 noise-free *expected* figures (exposure probability x true conversion probability of the slots
-won; DESIGN.md's benchmark figures); the realised ones are in ``*_realised`` columns.
+won; docs/design.md's benchmark figures); the realised ones are in ``*_realised`` columns.
 
 Example:
     >>> from experiments.analysis import simulate_budget, recommend

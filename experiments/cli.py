@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="every agent on the same held-out days against the "
                        "hindsight oracle: episodes.csv, leaderboard.csv/.md and figures")
     e.add_argument("--agents", required=True,
-                   help="comma-separated agents: a name (see --list-agents) or name:checkpoint")
+                   help="comma-separated agents: a registered name (agents.available()) or "
+                        "name:checkpoint")
     e.add_argument("--episodes", type=_positive_int, default=5, help="days per scenario")
     e.add_argument("--seed", type=int, default=0, help="episode i uses seed + i")
     e.add_argument("--scenarios", default="default",

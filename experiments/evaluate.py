@@ -25,7 +25,7 @@ bootstrap 95% interval, median, interquartile mean, percent of oracle, violation
 figures ``scores.png``, ``pct_of_oracle.png``, ``pacing.png``.
 
 The leaderboard's ``*_score`` columns summarise the **expected** score (noise-free: exposure
-probability x true conversion probability of the slots won), which is what DESIGN.md says
+probability x true conversion probability of the slots won), which is what docs/design.md says
 benchmarks compare; ``mean_realised_score`` gives the realised one.
 """
 

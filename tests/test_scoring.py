@@ -1,4 +1,4 @@
-"""Tests for :mod:`bidenv.scoring`: the scoring contract of DESIGN.md, pinned by hand.
+"""Tests for :mod:`bidenv.scoring`: the scoring contract of docs/design.md, pinned by hand.
 
 Every expected number below is worked out in the comment beside it, from the formulas
 

@@ -84,7 +84,7 @@ def shape(curve):
 ])
 def test_diurnal_peak_to_trough_and_overnight_share_in_bands(traffic, ratio_band, night_band,
                                                              day_band):
-    # Reference (DESIGN.md): peak/trough about 12.6, 9.5% of the day at 00-06h, 61.5% at
+    # Reference (docs/design.md): peak/trough about 12.6, 9.5% of the day at 00-06h, 61.5% at
     # 06-18h; each episode perturbs the curve, so the bands hold for every seed.
     for seed in range(5):
         source = bind(make_traffic(traffic), seed=seed)

@@ -1,4 +1,4 @@
-"""Traffic sources: where ad opportunities come from (the traffic contract of DESIGN.md).
+"""Traffic sources: where ad opportunities come from (the traffic contract of docs/design.md).
 
 * :mod:`bidenv.traffic.base`: the contract, :class:`ImpressionBatch`, :class:`TrafficSource`,
   :class:`SlotSettings` and the diurnal curve.

@@ -85,7 +85,7 @@ class FeedTraffic(LatentTraffic):
         daytime_tilt: Diurnal tilt (< 0: relatively more feed in the evening, when people
             scroll for entertainment; the feed then peaks late in the evening).
         level_scale: Multiplier of every advertiser's pValue level on the feed (0.9
-            calibrates the default market to DESIGN.md's reference day).
+            calibrates the default market to docs/design.md's reference day).
         sigma_ratio, shift_hours, tilt_peak_hour, volume_noise, quality_sigma, population,
             profile: As :class:`~bidenv.traffic.latent.LatentTraffic`.
     """

@@ -12,7 +12,7 @@ cluster with its exploration variant in the feed, a query in search) and ``M`` (
 table fixed for the episode that holds each group's eligibility (0 = may not enter, so pValue
 is exactly 0 there), relevance and level. Drawing a tick therefore costs one small matrix
 product, one ``exp`` and one gathered multiply over the n x k cells; all random numbers are
-drawn per opportunity, per session or per advertiser, never per cell (see DESIGN.md,
+drawn per opportunity, per session or per advertiser, never per cell (see docs/design.md,
 performance notes). Mixes of built-in sources stack their factors block-wise and still draw a
 tick with one product (:func:`assemble`).
 

@@ -96,7 +96,7 @@ class SearchTraffic(LatentTraffic):
         daytime_tilt: Diurnal tilt (> 0: relatively more search in working hours, so search
             peaks in the morning and has quieter nights than the feed).
         level_scale: Multiplier of every advertiser's pValue level on search (0.5 with the
-            default boosts calibrates the default market to DESIGN.md's reference day).
+            default boosts calibrates the default market to docs/design.md's reference day).
         sigma_ratio, shift_hours, tilt_peak_hour, volume_noise, quality_sigma, population,
             profile: As :class:`~bidenv.traffic.latent.LatentTraffic`.
     """
