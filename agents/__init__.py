@@ -18,10 +18,12 @@ from functools import partial
 
 from agents.base import (
     Agent,
+    AgentCheckError,
     AgentSpec,
     BaseAgent,
     BidScale,
     available,
+    check_agent,
     describe,
     from_spec,
     make,
@@ -39,9 +41,10 @@ from agents.heuristics import (
 )
 
 __all__ = [
-    "Agent", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent", "OnlineLpAgent",
-    "PidBudgetAgent", "PidCpaAgent", "RandomAgent", "TruthfulAgent", "available", "describe",
-    "from_spec", "make", "register", "run_episode", "solve_allocation_lp",
+    "Agent", "AgentCheckError", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent",
+    "OnlineLpAgent", "PidBudgetAgent", "PidCpaAgent", "RandomAgent", "TruthfulAgent",
+    "available", "check_agent", "describe", "from_spec", "make", "register", "run_episode",
+    "solve_allocation_lp",
 ]
 
 for _cls, _doc in [

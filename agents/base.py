@@ -247,7 +247,7 @@ def register(name: str, factory: Factory | str | None, *, loader: Factory | str 
         factory: ``factory(**kwargs) -> agent`` or a lazy ``"module:attr"`` reference; ``None``
             for agents that can only be loaded from a checkpoint.
         loader: ``loader(path, **kwargs) -> agent`` (or ``"module:attr"``) for ``name:path``.
-        description: One line for ``bidenv evaluate --list-agents`` and the like.
+        description: One line for :func:`describe` and the like.
         overwrite: Replace an existing registration instead of raising.
 
     Raises:
@@ -277,11 +277,67 @@ def describe() -> dict[str, str]:
     return {name: _REGISTRY[name].description for name in available()}
 
 
-def _spec(name: str) -> AgentSpec:
-    try:
+#: Entry-point group through which installed packages register agents (name -> class).
+ENTRY_POINT_GROUP = "bidenv.agents"
+
+
+def _from_entry_points(name: str) -> AgentSpec | None:
+    """Register the agent an installed package declares under ``bidenv.agents``, if any."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+        obj = ep.load()
+        loader = getattr(obj, "load", None)
+        register(name, obj, loader=loader if callable(loader) else None,
+                 description=f"plug-in agent from {ep.value}", overwrite=True)
         return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())}") from None
+    return None
+
+
+def _spec(name: str) -> AgentSpec:
+    spec = _REGISTRY.get(name) or _from_entry_points(name)
+    if spec is None:
+        raise ValueError(f"unknown agent {name!r}; available: {', '.join(available())} (or "
+                         "'pkg.module:Class[:checkpoint]', or an agent installed under the "
+                         f"{ENTRY_POINT_GROUP!r} entry-point group)")
+    return spec
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _plugin(spec: str, kwargs: dict) -> Any:
+    """An agent from ``pkg.module:Class`` or ``pkg.module:Class:checkpoint``."""
+    module, _, rest = spec.partition(":")
+    attr, _, path = rest.partition(":")
+    if not attr:
+        raise ValueError(f"agent spec {spec!r}: expected 'pkg.module:Class[:checkpoint]'")
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as exc:
+        raise ValueError(f"agent spec {spec!r}: cannot import module {module!r} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"agent spec {spec!r}: module {module!r} has no {attr!r}")
+        obj = getattr(obj, part)
+    if path:
+        load = getattr(obj, "load", None)
+        if not callable(load):
+            raise ValueError(f"agent spec {spec!r}: {attr} has no load(path) for a checkpoint")
+        agent = load(path, **kwargs)
+    else:
+        if not callable(obj):
+            raise ValueError(f"agent spec {spec!r}: {attr} is not callable")
+        agent = obj(**kwargs)
+    if getattr(agent, "name", None) is None:
+        agent.name = attr
+    return agent
 
 
 def make(name: str, **kwargs) -> Any:
@@ -301,17 +357,25 @@ def make(name: str, **kwargs) -> Any:
 
 
 def from_spec(spec: str, **kwargs) -> Any:
-    """Build an agent from a command-line spec: ``name`` or ``name:path``.
+    """Build an agent from a command-line spec.
 
-    ``name`` goes to :func:`make`; ``name:path`` to the agent's loader (a trained checkpoint
-    directory or model file), with ``kwargs`` passed on in both cases.
+    * ``name`` goes to :func:`make`; ``name:path`` to the agent's loader (a trained checkpoint
+      directory or model file). Names are the registered ones and those that installed
+      packages declare in the ``bidenv.agents`` entry-point group.
+    * ``pkg.module:Class`` builds ``Class(**kwargs)`` from an importable module (a user's own
+      bidder); ``pkg.module:Class:checkpoint`` calls ``Class.load(checkpoint, **kwargs)``.
+
+    ``kwargs`` are passed on in every case.
 
     Raises:
-        ValueError: for an empty spec, an unknown name, or a path for an agent without loader.
+        ValueError: for an empty spec, an unknown name or module, or a path for an agent
+            without loader.
     """
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"agent spec must be 'name' or 'name:path', got {spec!r}")
     name, sep, path = spec.strip().partition(":")
+    if sep and name not in _REGISTRY and _from_entry_points(name) is None and _importable(name):
+        return _plugin(spec.strip(), kwargs)  # a user's class: pkg.module:Class[:checkpoint]
     if not sep:
         return make(name, **kwargs)
     entry = _spec(name)
@@ -345,3 +409,87 @@ def run_episode(env, agent, *, seed: int, options: dict | None = None) -> dict:
             update(info, env.unwrapped.last_tick_opportunities())
         if terminated or truncated:
             return info
+
+
+# --------------------------------------------------------------------------------------------
+# Life-cycle check for any agent (a user's own bidder included)
+# --------------------------------------------------------------------------------------------
+class AgentCheckError(AssertionError):
+    """An agent broke the agent protocol (see :func:`check_agent`)."""
+
+
+def _day_actions(env, agent, seed: int, options: dict) -> list[np.ndarray]:
+    obs, _ = env.reset(seed=seed, options=options)
+    agent.reset(env.unwrapped.agent_campaign.to_dict())
+    update = getattr(agent, "update", None)
+    actions = []
+    while True:
+        action = np.asarray(agent.act(obs))
+        if action.size != 1 or not np.all(np.isfinite(action)):
+            raise AgentCheckError(f"{agent.name}: act() must return one finite number, got "
+                                  f"{action!r}")
+        if not -1.0 <= float(action.reshape(-1)[0]) <= 1.0:
+            raise AgentCheckError(f"{agent.name}: act() returned {float(action.reshape(-1)[0])}"
+                                  ", outside the action space [-1, 1]")
+        action = action.astype(np.float32).reshape(env.action_space.shape)
+        actions.append(action)
+        obs, _, terminated, truncated, info = env.step(action)
+        if update is not None:
+            update(info, env.unwrapped.last_tick_opportunities())
+        if terminated or truncated:
+            return actions
+
+
+def check_agent(agent, *, env_id: str = "bidenv/AutoBiddingLite-v0", seed: int = 0) -> dict:
+    """Run the shared life-cycle checks on any agent; raises :class:`AgentCheckError`.
+
+    Checks that the agent has a ``name``, ``reset`` and ``act``; plays a CPA day and an ROI day
+    (every action one finite number in [-1, 1], ``update(info, opportunities)`` called when the
+    agent has it); that a day replayed after another day gives the same actions (``reset``
+    clears the day's state, so results do not depend on what was played before); and, for an
+    agent with ``save`` and ``load``, that a saved and reloaded copy acts the same.
+
+    Args:
+        agent: The agent to check.
+        env_id: Environment to play (Lite by default: a few seconds).
+        seed: Seed of the first day (the second is ``seed + 1``).
+
+    Returns:
+        ``{"days": ..., "ticks": ..., "saved": bool}``.
+    """
+    import gymnasium as gym
+
+    import bidenv  # noqa: F401  (registers the environments)
+    from bidenv.campaign import market_target
+
+    for attr in ("reset", "act"):
+        if not callable(getattr(agent, attr, None)):
+            raise AgentCheckError(f"the agent has no {attr}() method")
+    if not isinstance(getattr(agent, "name", None), str) or not agent.name:
+        raise AgentCheckError("the agent needs a non-empty string attribute 'name'")
+    env = gym.make(env_id)
+    scale = env.unwrapped.opportunities_per_day / 500_000
+    days = [(seed, {"budget": 4000.0 * scale, "constraint": "cpa", "category": 3,
+                    "target_cpa": market_target(3, "cpa", 1.0)}),
+            (seed + 1, {"budget": 4000.0 * scale, "constraint": "roi", "category": 3,
+                        "target_roi": market_target(3, "roi", 1.0)})]
+    first = [_day_actions(env, agent, s, o) for s, o in days]
+    again = _day_actions(env, agent, *days[0])
+    if len(again) != len(first[0]) or any(not np.array_equal(a, b)
+                                          for a, b in zip(again, first[0])):
+        raise AgentCheckError(f"{agent.name}: the same day replayed after another one gives "
+                              "other actions: reset() must clear the day's state")
+    saved = callable(getattr(agent, "save", None)) and callable(getattr(type(agent), "load",
+                                                                        None))
+    if saved:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            agent.save(tmp)
+            copy = type(agent).load(tmp)
+            if copy.name is None:
+                copy.name = agent.name
+            reloaded = _day_actions(env, copy, *days[0])
+        if any(not np.allclose(a, b, atol=1e-6) for a, b in zip(reloaded, first[0])):
+            raise AgentCheckError(f"{agent.name}: a saved and reloaded copy acts differently")
+    return {"days": len(days), "ticks": sum(len(a) for a in first), "saved": saved}

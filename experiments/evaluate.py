@@ -238,7 +238,17 @@ def _run_task(task) -> tuple[list[dict], list[dict]]:
 
 def display_names(agent_specs) -> dict:
     """Short names for specs: ``ppo`` for ``ppo:runs/ppo`` unless two specs share a name."""
-    short = {spec: spec.split(":", 1)[0] for spec in agent_specs}
+    import agents
+
+    known = set(agents.available())
+
+    def short_name(spec: str) -> str:
+        head, _, rest = spec.partition(":")
+        if rest and head not in known:  # a user's pkg.module:Class[:checkpoint] -> Class
+            return rest.split(":", 1)[0]
+        return head
+
+    short = {spec: short_name(spec) for spec in agent_specs}
     counts = pd.Series(list(short.values())).value_counts()
     return {spec: (short[spec] if counts[short[spec]] == 1 else spec) for spec in agent_specs}
 
