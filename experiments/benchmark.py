@@ -337,7 +337,11 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     if not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     spec = PRESETS[preset]
-    out = Path(out)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    from experiments.io import check_output_dir
+
+    out = check_output_dir(out)
     timings: dict = {}
     start = time.perf_counter()
 

@@ -299,7 +299,15 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
     if not entries:
         raise ValueError("agents must name at least one agent")
     for spec, kwargs in entries.values():  # fail fast, before any worker starts
-        agents.from_spec(spec, **kwargs)
+        try:
+            agents.from_spec(spec, **kwargs)
+        except (OSError, KeyError, RuntimeError) as exc:  # missing or corrupt checkpoint
+            raise ValueError(f"agents: cannot load {spec!r}: {exc}") from None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    from experiments.io import check_env_id
+
+    check_env_id(env_id)
     if not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
     if not isinstance(workers, int) or workers < 1:
@@ -521,7 +529,10 @@ def run_evaluate(agent_specs, *, episodes: int, seed: int, scenarios: str, out,
                  workers: int = 1, progress: bool = True,
                  reference: str | None = None) -> pd.DataFrame:
     """The ``bidenv evaluate`` command: evaluate, write CSV/Markdown/figures, print the board."""
+    from experiments.io import check_output_dir
+
     start = time.perf_counter()
+    check_output_dir(out)
     if reference is not None:  # fail before the run, not after it
         specs = ([x.strip() for x in agent_specs.split(",") if x.strip()]
                  if isinstance(agent_specs, str) else list(agent_specs))

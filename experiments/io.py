@@ -36,3 +36,42 @@ def atomic_save_figure(fig, path, dpi: int = 120) -> Path:
     finally:
         plt.close(fig)
     return Path(path)
+
+
+def check_output_dir(path, flag: str = "--out") -> Path:
+    """Make sure ``path`` can hold a command's outputs *before* the work starts.
+
+    Creates the folder if needed and checks that it is a folder and writable, so that a run
+    never fails after hours of work because of its output path.
+
+    Raises:
+        ValueError: naming ``flag``, when ``path`` is an existing file, cannot be created or is
+            not writable.
+    """
+    import os
+
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{flag}: {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{flag}: cannot create {str(path)!r} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ValueError(f"{flag}: the folder {str(path)!r} is not writable")
+    return path
+
+
+def check_env_id(env_id: str, flag: str = "--env") -> str:
+    """``env_id`` if it is a registered Gymnasium id, else a one-line ``ValueError``."""
+    import gymnasium as gym
+
+    import bidenv  # noqa: F401  (registers the bidenv ids)
+
+    try:
+        gym.spec(env_id)
+    except Exception:  # gymnasium raises several error kinds for unknown ids
+        known = sorted(i for i in gym.registry if i.startswith("bidenv/"))
+        raise ValueError(f"{flag}: unknown environment {str(env_id)[:80]!r}; bidenv's are "
+                         f"{', '.join(known)}") from None
+    return env_id

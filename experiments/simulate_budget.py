@@ -124,7 +124,9 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     if isinstance(spec, (str, Path)):
         spec = load_spec(spec)
     spec = parse_spec(spec, **fields)
-    out = Path(out)
+    from experiments.io import check_output_dir
+
+    out = check_output_dir(out)
     label = {"cpa": "target CPA", "roi": "target ROI", "budget": "bid scale"}[spec.constraint]
     print(f"bidenv simulate-budget: {spec.env_id}, category {spec.category}, traffic "
           f"{spec.traffic_label}, {label} {', '.join(f'{t:g}' for t in spec.targets)}; "

@@ -55,3 +55,25 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "experiments.cli", "--help"],
                          capture_output=True, text=True, check=True)
     assert "quickstart" in out.stdout and "bench" in out.stdout
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--seed", "-5"], "seed must be an integer >= 0, got -5"),
+    (["--env", "nope/X-v0"], "--env: unknown environment 'nope/X-v0'"),
+    (["--agents", "dt:/nonexistent"], "agents: cannot load 'dt:/nonexistent'"),
+    (["--out", "FILE"], "is a file, not a folder"),
+])
+def test_evaluate_refuses_bad_input_in_one_line_before_any_work(tmp_path, extra, message):
+    (tmp_path / "a_file").write_text("x")
+    argv = {"--agents": "truthful", "--episodes": "1", "--out": str(tmp_path / "out"),
+            "--env": "bidenv/AutoBiddingLite-v0"}
+    for flag, value in zip(extra[::2], extra[1::2]):
+        argv[flag] = str(tmp_path / "a_file") if value == "FILE" else value
+    cmd = [sys.executable, "-m", "experiments.cli", "evaluate"]
+    cmd += [x for kv in argv.items() for x in kv]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode != 0
+    lines = [line for line in res.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], res.stderr[-600:]
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out" / "episodes.csv").exists()
