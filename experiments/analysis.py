@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -407,17 +405,6 @@ def _run_day(task) -> dict:
             "seed": spec["seed"] + day, **out}
 
 
-def _init_worker():
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is optional for heuristics
-        pass
-
-
 def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
     """One row per (strategy, target, budget, day): the raw days behind :func:`simulate_budget`.
 
@@ -435,15 +422,9 @@ def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
     rows = []
     with tqdm(total=len(tasks), desc="simulating days", unit="day",
               disable=not progress) as bar:
-        if workers == 1:
-            for task in tasks:
-                rows.append(_run_day(task))
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker) as pool:
-                for row in pool.map(_run_day, tasks, chunksize=1):
-                    rows.append(row)
-                    bar.update()
+        from experiments.pool import map_ordered
+
+        rows = map_ordered(_run_day, tasks, workers, on_result=lambda *_: bar.update())
     frame = pd.DataFrame(rows)
     frame.insert(1, "constraint", spec.constraint)
     return frame

@@ -42,7 +42,6 @@ import json
 import math
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -153,7 +152,9 @@ def _run_jobs(jobs, workers: int, on_done) -> list:
         return results
     from concurrent.futures import FIRST_COMPLETED, wait
 
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)) or 1) as pool:
+    from experiments.pool import worker_pool
+
+    with worker_pool(workers, len(jobs)) as pool:
         running = {}
         while len(done) < len(jobs):
             for i in ready():

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,15 +212,13 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
              for i in range(0, config.episodes, chunk)]
     rows: list[dict] = []
     bar = tqdm(total=config.episodes, desc="collecting", unit="day", disable=not progress)
-    if workers == 1:
-        for task in tasks:
-            rows += _collect_chunk(task)
-            bar.update(len(task[1]))
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for task, r in zip(tasks, pool.map(_collect_chunk, tasks)):
-                rows += r
-                bar.update(len(task[1]))
+    from experiments.pool import map_ordered
+
+    def take(task, result):
+        rows.extend(result)
+        bar.update(len(task[1]))
+
+    map_ordered(_collect_chunk, tasks, workers, on_result=take)
     bar.close()
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata()}

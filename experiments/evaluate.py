@@ -32,9 +32,7 @@ benchmarks compare; ``mean_realised_score`` gives the realised one.
 from __future__ import annotations
 
 import math
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -253,18 +251,6 @@ def display_names(agent_specs) -> dict:
     return {spec: (short[spec] if counts[short[spec]] == 1 else spec) for spec in agent_specs}
 
 
-def _init_worker():
-    # One process per core: keep BLAS and torch single-threaded inside workers.
-    os.environ["OPENBLAS_NUM_THREADS"] = "1"
-    os.environ["OMP_NUM_THREADS"] = "1"
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # pragma: no cover - torch is optional for heuristics
-        pass
-
-
 def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="default",
              env_id: str = "bidenv/AutoBidding-v0", env_kwargs: dict | None = None,
              workers: int = 1, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -338,14 +324,9 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
         traces.extend(t)
         bar.update(len(task[4]))
 
-    if workers == 1:
-        for task in tasks:
-            take(task, _run_task(task))
-    else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)),
-                                 initializer=_init_worker) as pool:
-            for task, result in zip(tasks, pool.map(_run_task, tasks, chunksize=1)):
-                take(task, result)
+    from experiments.pool import map_ordered
+
+    map_ordered(_run_task, tasks, workers, on_result=take)
     bar.close()
     frame = attach_yardstick(pd.DataFrame(rows), pd.DataFrame(references))
     order = {label: i for i, label in enumerate(entries)}

@@ -1,0 +1,80 @@
+"""The shared worker pool: capped size, pinned threads, and no worker outliving its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from experiments.pool import map_ordered, pool_size
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _square(x):
+    return x * x, os.environ.get("OMP_NUM_THREADS")
+
+
+def test_pool_size_is_capped_by_jobs_and_cpus():
+    assert pool_size(64, 1) == 1
+    assert pool_size(64, 1000) == (os.cpu_count() or 1)
+    assert pool_size(2, 0) == 1
+    with pytest.raises(ValueError, match="workers"):
+        pool_size(0, 5)
+
+
+def test_map_ordered_matches_serial_and_pins_threads():
+    got = map_ordered(_square, range(7), 2)
+    assert [g[0] for g in got] == [x * x for x in range(7)]
+    if pool_size(2, 7) > 1:
+        assert {g[1] for g in got} == {"1"}  # BLAS/OpenMP pinned in the workers
+    seen = []
+    map_ordered(_square, [3, 1], 1, on_result=lambda task, result: seen.append(task))
+    assert seen == [3, 1]
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out |= {int(x) for x in text}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux /proc and two CPUs")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_no_worker_outlives_a_killed_command(tmp_path, sig):
+    cmd = [sys.executable, "-m", "experiments.cli", "evaluate", "--agents",
+           "truthful,pid_budget", "--episodes", "20", "--workers", "2", "--env",
+           "bidenv/AutoBiddingLite-v0", "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    workers: set[int] = set()
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the command did not start its workers"
+    os.kill(proc.pid, sig)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = [w for w in workers if _alive(w)]
+    for w in left:  # do not leave them behind even when the test fails
+        os.kill(w, signal.SIGKILL)
+    assert left == []
