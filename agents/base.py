@@ -392,12 +392,16 @@ def from_spec(spec: str, **kwargs) -> Any:
 # --------------------------------------------------------------------------------------------
 # Episode loop
 # --------------------------------------------------------------------------------------------
-def run_episode(env, agent, *, seed: int, options: dict | None = None) -> dict:
+def run_episode(env, agent, *, seed: int, options: dict | None = None,
+                on_step=None) -> dict:
     """Play one day: reset env and agent, step to the end, return the final ``info``.
 
     The agent is reset with the episode's campaign
     (``env.unwrapped.agent_campaign.to_dict()``); when it has ``update``, that is called after
     every step with the step's ``info`` and ``env.unwrapped.last_tick_opportunities()``.
+    ``on_step(obs, info)``, if given, is called after every step (the observation after it and
+    the step's info), e.g. to record a per-tick trace. The one episode loop of the project:
+    evaluation, budget simulation and the life-cycle checks play days through it.
     """
     obs, info = env.reset(seed=seed, options=options)
     agent.reset(env.unwrapped.agent_campaign.to_dict())
@@ -407,6 +411,8 @@ def run_episode(env, agent, *, seed: int, options: dict | None = None) -> dict:
         obs, _, terminated, truncated, info = env.step(action)
         if update is not None:
             update(info, env.unwrapped.last_tick_opportunities())
+        if on_step is not None:
+            on_step(obs, info)
         if terminated or truncated:
             return info
 
@@ -418,26 +424,33 @@ class AgentCheckError(AssertionError):
     """An agent broke the agent protocol (see :func:`check_agent`)."""
 
 
-def _day_actions(env, agent, seed: int, options: dict) -> list[np.ndarray]:
-    obs, _ = env.reset(seed=seed, options=options)
-    agent.reset(env.unwrapped.agent_campaign.to_dict())
-    update = getattr(agent, "update", None)
-    actions = []
-    while True:
-        action = np.asarray(agent.act(obs))
+class _Checked:
+    """Wraps an agent: checks and records every action it returns."""
+
+    def __init__(self, agent):
+        self.agent, self.name, self.actions = agent, agent.name, []
+        if callable(getattr(agent, "update", None)):
+            self.update = agent.update
+
+    def reset(self, campaign):
+        self.agent.reset(campaign)
+
+    def act(self, obs):
+        action = np.asarray(self.agent.act(obs))
         if action.size != 1 or not np.all(np.isfinite(action)):
-            raise AgentCheckError(f"{agent.name}: act() must return one finite number, got "
+            raise AgentCheckError(f"{self.name}: act() must return one finite number, got "
                                   f"{action!r}")
         if not -1.0 <= float(action.reshape(-1)[0]) <= 1.0:
-            raise AgentCheckError(f"{agent.name}: act() returned {float(action.reshape(-1)[0])}"
+            raise AgentCheckError(f"{self.name}: act() returned {float(action.reshape(-1)[0])}"
                                   ", outside the action space [-1, 1]")
-        action = action.astype(np.float32).reshape(env.action_space.shape)
-        actions.append(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        if update is not None:
-            update(info, env.unwrapped.last_tick_opportunities())
-        if terminated or truncated:
-            return actions
+        self.actions.append(action.astype(np.float32).reshape(-1))
+        return self.actions[-1]
+
+
+def _day_actions(env, agent, seed: int, options: dict) -> list[np.ndarray]:
+    checked = _Checked(agent)
+    run_episode(env, checked, seed=seed, options=options)
+    return checked.actions
 
 
 def check_agent(agent, *, env_id: str = "bidenv/AutoBiddingLite-v0", seed: int = 0) -> dict:

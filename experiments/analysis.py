@@ -355,25 +355,19 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
     options = {"budget": budget * scale, "constraint": constraint, "category": category,
                "target_roi" if constraint == "roi" else "target_cpa": target}
     agent = agents.from_spec(strategy)
-    obs, info = env.reset(seed=seed, options=options)
-    agent.reset(env.unwrapped.agent_campaign.to_dict())
-    update = getattr(agent, "update", None)
     elapsed_at = FEATURE_NAMES.index("traffic_elapsed")
     n_ticks = env.unwrapped.n_ticks
     rows = []
-    while True:
-        action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
-        obs, _, terminated, truncated, info = env.step(action)
-        if update is not None:
-            update(info, env.unwrapped.last_tick_opportunities())
-        if trace:
-            rows.append({"tick": info["tick"], "hour": 24.0 * info["tick"] / n_ticks,
-                         "alpha": info["alpha"], "spend": info["total_cost"] / scale,
-                         "spend_share": info["total_cost"] / info["budget"],
-                         "traffic_share": float(obs[elapsed_at]),
-                         "conversions": info["expected_conversions"] / scale})
-        if terminated or truncated:
-            break
+
+    def record(obs, info):
+        rows.append({"tick": info["tick"], "hour": 24.0 * info["tick"] / n_ticks,
+                     "alpha": info["alpha"], "spend": info["total_cost"] / scale,
+                     "spend_share": info["total_cost"] / info["budget"],
+                     "traffic_share": float(obs[elapsed_at]),
+                     "conversions": info["expected_conversions"] / scale})
+
+    info = agents.run_episode(env, agent, seed=seed, options=options,
+                              on_step=record if trace else None)
     by_source = env.unwrapped.agent_cost_by_source
     day = {
         "spend": info["total_cost"] / scale,

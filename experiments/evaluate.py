@@ -141,22 +141,19 @@ def _ratio(num: float, den: float) -> float:
 
 def play_episode(env, agent, *, seed: int, options: dict | None, trace: bool = False):
     """One day: returns (final info, per-tick trace rows or None). Calls ``agent.update``."""
-    obs, info = env.reset(seed=seed, options=options)
-    agent.reset(env.unwrapped.agent_campaign.to_dict())
-    update = getattr(agent, "update", None)
+    from agents import run_episode
+
     rows = [] if trace else None
-    while True:
-        action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
-        obs, _, terminated, truncated, info = env.step(action)
-        if update is not None:
-            update(info, env.unwrapped.last_tick_opportunities())
-        if trace:
-            rows.append({"tick": info["tick"], "alpha": info["alpha"],
-                         "total_cost": info["total_cost"], "budget": info["budget"],
-                         "expected_score": info["expected_score"],
-                         "traffic_elapsed": float(env.unwrapped._elapsed[info["tick"]])})
-        if terminated or truncated:
-            return info, rows
+
+    def record(obs, info):
+        rows.append({"tick": info["tick"], "alpha": info["alpha"],
+                     "total_cost": info["total_cost"], "budget": info["budget"],
+                     "expected_score": info["expected_score"],
+                     "traffic_elapsed": float(env.unwrapped._elapsed[info["tick"]])})
+
+    info = run_episode(env, agent, seed=seed, options=options,
+                       on_step=record if trace else None)
+    return info, rows
 
 
 def _episode_row(env, agent_name: str, scenario: Scenario, episode: int, seed: int,
