@@ -95,6 +95,11 @@ def validate_frame(frame: pd.DataFrame, *, where: str = "dataset") -> pd.DataFra
                 first = int(np.flatnonzero(~np.isfinite(v))[0])
                 raise ValueError(f"{where}: column {col!r} has NaN or infinite values "
                                  f"(first at row {first})")
+    budget = out["budget"].to_numpy()
+    if np.any(budget <= 0):
+        first = int(np.flatnonzero(budget <= 0)[0])
+        raise ValueError(f"{where}: column 'budget' must be > 0 (first bad value "
+                         f"{budget[first]:.6g} at row {first})")
     for col, kind in (("target_cpa", "cpa"), ("target_roi", "roi")):
         rows = (out["constraint"] == kind).to_numpy()
         v = out[col].to_numpy()[rows]

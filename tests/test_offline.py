@@ -249,6 +249,9 @@ def _write_raw(frame, path):
     (lambda f: f[~((f["episode"] == 0) & (f["tick"] == 1))], "episode 0 has ticks"),
     (lambda f: pd.concat([f, f.iloc[[0]]]), "episode 0 has ticks"),
     (lambda f: f.iloc[:0], "no rows"),
+    (lambda f: f.assign(budget=f["budget"].where(f["tick"] != 2, 0.0)),
+     r"'budget' must be > 0 \(first bad value 0 at row 2\)"),
+    (lambda f: f.assign(target_cpa=-f["target_cpa"]), "need a finite target_cpa > 0"),
 ])
 def test_bad_files_give_clear_errors(tmp_path, damage, message):
     path = _write_raw(damage(hand_frame()), tmp_path / "bad.parquet")
