@@ -26,7 +26,7 @@ from bidenv.features import (  # noqa: F401  (re-exported: bidenv.env.FEATURE_NA
     PVALUE_UNIT,
 )
 from bidenv.market import clear_with_budgets
-from bidenv.scoring import campaign_score, constraint_ratio
+from bidenv.scoring import campaign_score, constraint_ratio, ratio
 from bidenv.traffic import SlotSettings, make_traffic
 
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
@@ -587,8 +587,8 @@ class AutoBiddingEnv(gym.Env):
             "total_value": value,
             "budget": camp.budget,
             "budget_left": camp.budget - spent,
-            "cpa": _ratio(spent, conv),
-            "roi": _ratio(value, spent),
+            "cpa": ratio(spent, conv),
+            "roi": ratio(value, spent),
             "score": self.score,
             "alpha": alpha,
             "expected_conversions": float(self.exp_conv[0]),
@@ -598,12 +598,6 @@ class AutoBiddingEnv(gym.Env):
             "constraint": camp.constraint,
             "target": camp.target,
         }
-
-
-def _ratio(num: float, den: float) -> float:
-    if den > 0:
-        return num / den
-    return math.nan if num == 0 else math.inf
 
 
 def _int_at_least(name: str, value, low: int) -> None:

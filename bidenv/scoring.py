@@ -20,6 +20,8 @@ All functions accept scalars or numpy arrays and broadcast.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 CONSTRAINTS = ("cpa", "roi", "budget")
@@ -109,3 +111,21 @@ def constraint_ratio(constraint: str, conversions, value, cost, *, target_cpa=No
             out = np.where(earned > 0, cost / np.where(earned > 0, earned, 1.0), cap)
         out = np.where(cost > 0, np.minimum(out, cap), 0.0)
     return float(out) if out.ndim == 0 else out
+
+
+def ratio(num, den):
+    """``num / den`` for non-negative figures (CPA = cost / conversions, ROI = value / cost):
+    NaN for 0 / 0 and infinity for x / 0 with x > 0. Scalars give a float (``math.nan`` and
+    ``math.inf`` themselves, so that infos holding them compare equal with ``==``; it runs every
+    tick), arrays an array."""
+    if np.ndim(num) == 0 and np.ndim(den) == 0:
+        num, den = float(num), float(den)
+        if den > 0:
+            return num / den
+        return math.nan if num == 0 else math.inf
+    num = np.asarray(num, dtype=np.float64)
+    den = np.asarray(den, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0),
+                       np.where(num == 0, np.nan, np.inf))
+    return out

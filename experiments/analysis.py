@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
+from bidenv.scoring import ratio
 
 #: A budget is "saturated" when the strategy spends less than this share of it ...
 SATURATION_BUDGET_USED = 0.9
@@ -458,12 +459,6 @@ def marginal_rates(spend, conversions, value, budgets=None, *,
     return cpa, roi
 
 
-def _ratio(num, den):
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0),
-                        np.where(num > 0, np.inf, np.nan))
-
-
 def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, seed: int = 0):
     """Per (strategy, target, budget): means over days with paired bootstrap intervals.
 
@@ -488,17 +483,17 @@ def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, see
             mean[m] = wide[m].mean(axis=1)
             # (B, n_boot): the same resampled days for every budget (paired).
             boot[m] = wide[m][:, idx].mean(axis=2) if idx is not None else mean[m][:, None]
-        mean["cpa"], boot["cpa"] = (_ratio(mean["spend"], mean["conversions"]),
-                                    _ratio(boot["spend"], boot["conversions"]))
-        mean["roi"], boot["roi"] = (_ratio(mean["value"], mean["spend"]),
-                                    _ratio(boot["value"], boot["spend"]))
+        mean["cpa"], boot["cpa"] = (ratio(mean["spend"], mean["conversions"]),
+                                    ratio(boot["spend"], boot["conversions"]))
+        mean["roi"], boot["roi"] = (ratio(mean["value"], mean["spend"]),
+                                    ratio(boot["value"], boot["spend"]))
         mean["marginal_cpa"], mean["marginal_roi"] = marginal_rates(
             mean["spend"], mean["conversions"], mean["value"], budgets)
         mb_cpa, mb_roi = marginal_rates(boot["spend"].T, boot["conversions"].T, boot["value"].T,
                                         budgets)
         boot["marginal_cpa"], boot["marginal_roi"] = mb_cpa.T, mb_roi.T
         with np.errstate(invalid="ignore"):
-            feed_share = _ratio(mean["spend_feed"], mean["spend_feed"] + mean["spend_search"])
+            feed_share = ratio(mean["spend_feed"], mean["spend_feed"] + mean["spend_search"])
         for j, budget in enumerate(budgets):
             row = {"strategy": strategy, "constraint": g["constraint"].iloc[0],
                    "target": target, "budget": float(budget), "days": n_days}

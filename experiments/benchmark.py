@@ -135,13 +135,13 @@ def _run_jobs(jobs, workers: int, on_done) -> list:
     their results in the order of ``jobs``."""
     needs = _dependencies(jobs)
     results = [None] * len(jobs)
+    started: set[int] = set()
     done: set[int] = set()
 
-    def ready():
-        return [i for i in range(len(jobs)) if results[i] is None and i not in started
-                and (i not in needs or needs[i] in done)]
+    def ready():  # not started yet, and what it needs is done
+        return [i for i in range(len(jobs))
+                if i not in started and (i not in needs or needs[i] in done)]
 
-    started: set[int] = set()
     if workers == 1:
         while len(done) < len(jobs):
             i = ready()[0]
@@ -284,9 +284,11 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
             f"95% interval): " + ("the gap is inside the interval, so the two are not "
                                   "separable on these days." if inside else
                                   "the interval excludes 0."))
+    # GAS's search gain: against its own DT without search (gas_1candidate), or against the
+    # dt runs it searches over (dt_path).
     present = set(frame["agent"])
-    base = ("gas_1candidate" if "gas_1candidate" in present else
-            "dt" if spec.get("offline", {}).get("gas", (None, 0, {}))[2].get("dt_path") else None)
+    gas_on_dt = bool(spec.get("offline", {}).get("gas", (None, 0, {}))[2].get("dt_path"))
+    base = "gas_1candidate" if "gas_1candidate" in present else "dt" if gas_on_dt else None
     if "gas" in present and base in present:
         d = paired_difference(agent_matrix(frame, "gas"), agent_matrix(frame, base),
                               strata=strata)

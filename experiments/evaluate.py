@@ -31,13 +31,14 @@ benchmarks compare; ``mean_realised_score`` gives the realised one.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bidenv.scoring import ratio
 
 VIOLATION_TOLERANCE = 1.05
 
@@ -127,16 +128,10 @@ def _violated(constraint: str, cpa: float, roi: float, target: float) -> bool:
 
 def violation_flags(constraint: str, target: float, info: dict) -> tuple[bool, bool]:
     """(violated on the expected CPA/ROI, violated on the realised one) for a final info."""
-    exp_cpa = _ratio(info["expected_cost"], info["expected_conversions"])
-    exp_roi = _ratio(info["expected_value"], info["expected_cost"])
+    exp_cpa = ratio(info["expected_cost"], info["expected_conversions"])
+    exp_roi = ratio(info["expected_value"], info["expected_cost"])
     return (_violated(constraint, exp_cpa, exp_roi, target),
             _violated(constraint, info["cpa"], info["roi"], target))
-
-
-def _ratio(num: float, den: float) -> float:
-    if den > 0:
-        return num / den
-    return math.nan if num == 0 else math.inf
 
 
 def play_episode(env, agent, *, seed: int, options: dict | None, trace: bool = False):
@@ -172,8 +167,8 @@ def _episode_row(env, agent_name: str, scenario: Scenario, episode: int, seed: i
         "expected_conversions": info["expected_conversions"], "value": info["total_value"],
         "cost": info["total_cost"], "cpa": info["cpa"], "roi": info["roi"],
         "expected_cost": info["expected_cost"], "expected_value": info["expected_value"],
-        "expected_cpa": _ratio(info["expected_cost"], info["expected_conversions"]),
-        "expected_roi": _ratio(info["expected_value"], info["expected_cost"]),
+        "expected_cpa": ratio(info["expected_cost"], info["expected_conversions"]),
+        "expected_roi": ratio(info["expected_value"], info["expected_cost"]),
         "budget_used": info["total_cost"] / camp.budget,
         "violated": violated, "violated_realised": violated_realised,
         "own_oracle_score": own["oracle_score"],
@@ -197,10 +192,9 @@ def attach_yardstick(rows: pd.DataFrame, references: pd.DataFrame) -> pd.DataFra
     frame = rows.merge(references, on=["scenario", "episode"], how="left", validate="m:1")
     if frame["oracle_score"].isna().any():
         raise RuntimeError("a (scenario, episode) has no yardstick")
-    frame["pct_of_oracle"] = np.where(frame["oracle_score"] > 0,
-                                      100.0 * frame["expected_score"]
-                                      / frame["oracle_score"].where(frame["oracle_score"] > 0),
-                                      math.nan)
+    # NaN where the day offered nothing (yardstick 0).
+    frame["pct_of_oracle"] = (100.0 * frame["expected_score"]
+                              / frame["oracle_score"].where(frame["oracle_score"] > 0))
     return frame
 
 

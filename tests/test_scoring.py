@@ -8,6 +8,8 @@ Every expected number below is worked out in the comment beside it, from the for
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -197,3 +199,12 @@ def test_increments_telescope_to_final_score(seed, n, beta, kind):
     # And the vectorised call on the whole path agrees with the per-tick scalar calls.
     np.testing.assert_allclose(campaign_score(kind, conv, value, cost, beta=beta, **kw), scores,
                                rtol=1e-12)
+
+
+def test_ratio_by_hand():
+    from bidenv.scoring import ratio
+
+    assert ratio(30.0, 2.0) == 15.0 and isinstance(ratio(30.0, 2.0), float)
+    assert math.isnan(ratio(0.0, 0.0)) and ratio(5.0, 0.0) == math.inf
+    np.testing.assert_array_equal(ratio(np.array([6.0, 0.0, 1.0]), np.array([3.0, 0.0, 0.0])),
+                                  [2.0, np.nan, np.inf])
