@@ -16,6 +16,11 @@ everywhere. Because every score is a function of the cumulative totals, the per-
 ``S_t - S_{t-1}`` telescope to the final score.
 
 All functions accept scalars or numpy arrays and broadcast.
+
+The action bijection lives here too (one home for it): the environment's action ``a`` in
+``[-1, 1]`` bids ``alpha = max_alpha ** a`` times the campaign's value, so ``a = 0`` is the
+truthful bid (:func:`action_to_alpha`, :func:`alpha_to_action`, :data:`MAX_ALPHA`); and the
+campaign's natural score scale, :func:`score_unit`, by which learned agents divide scores.
 """
 
 from __future__ import annotations
@@ -25,6 +30,66 @@ import math
 import numpy as np
 
 CONSTRAINTS = ("cpa", "roi", "budget")
+#: The environment's default action scale: ``alpha = MAX_ALPHA ** action``, so actions in
+#: ``[-1, 1]`` bid between a tenth and ten times the campaign's value.
+MAX_ALPHA = 10.0
+
+
+def action_to_alpha(action, max_alpha: float = MAX_ALPHA):
+    """Bid multiplier of an action: ``alpha = max_alpha ** clip(a, -1, 1)``.
+
+    A scalar (or a one-element action such as the env's ``(1,)`` array) gives a float; a
+    longer array gives an array of the same shape.
+
+    >>> action_to_alpha(0.0), round(action_to_alpha([1.0]), 12)
+    (1.0, 10.0)
+    >>> round(action_to_alpha(-0.5, max_alpha=100.0), 12)
+    0.1
+    >>> round(action_to_alpha(7.0), 12)  # clipped to the largest multiplier
+    10.0
+    """
+    a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+    out = np.exp(a * math.log(max_alpha))
+    return float(out.reshape(-1)[0]) if out.size == 1 else out
+
+
+def alpha_to_action(alpha, max_alpha: float = MAX_ALPHA) -> np.ndarray:
+    """The action ``a`` with ``max_alpha ** a == alpha``, clipped to ``[-1, 1]``, as float32.
+
+    A scalar gives the env's ``(1,)`` action; an array keeps its shape. ``alpha <= 0`` (or NaN)
+    is refused: no action bids nothing, the smallest bid is ``1 / max_alpha`` times the value.
+
+    >>> alpha_to_action(10.0), alpha_to_action(1000.0), alpha_to_action(np.array([0.1, 1.0]))
+    (array([1.], dtype=float32), array([1.], dtype=float32), array([-1.,  0.], dtype=float32))
+    """
+    arr = np.asarray(alpha, dtype=np.float64)
+    if np.any(~(arr > 0)):
+        raise ValueError(f"alpha must be > 0, got {np.array2string(arr, threshold=6)}")
+    out = np.clip(np.log(arr) / math.log(max_alpha), -1.0, 1.0).astype(np.float32)
+    return out.reshape(1) if out.ndim == 0 else out
+
+
+def score_unit(campaign) -> float:
+    """The campaign's natural score scale: what the whole budget buys at the target.
+
+    ``budget / target_cpa`` conversions for CPA (and budget-only with a CPA target) campaigns,
+    ``budget * target_roi`` sales value for ROI ones, ``budget`` otherwise. Scores divided by it
+    are comparable across campaigns (about 1 for a day that spends the budget at the target),
+    which is how the offline agents scale rewards and returns-to-go. ``campaign`` is a dict
+    (``Campaign.to_dict()``) or anything with those attributes.
+
+    >>> score_unit({"budget": 4000.0, "constraint": "cpa", "target_cpa": 80.0})
+    50.0
+    >>> score_unit({"budget": 4000.0, "constraint": "roi", "target_roi": 2.0})
+    8000.0
+    """
+    get = campaign.get if isinstance(campaign, dict) else (
+        lambda key, default=None: getattr(campaign, key, default))
+    budget = float(get("budget"))
+    if get("constraint") == "roi":
+        return budget * float(get("target_roi"))
+    target = get("target_cpa")
+    return budget / float(target) if target else budget
 
 
 def cpa_score(conversions, cost, target_cpa, beta: float = 2.0):
