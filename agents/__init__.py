@@ -7,9 +7,12 @@ True
 >>> agent.reset({"budget": 400.0, "constraint": "cpa", "target_cpa": 60.0})
 
 On the command line an agent is ``name`` (see :func:`available`) or ``name:path`` for a trained
-checkpoint (:func:`from_spec`). Importing this package imports numpy and bidenv only: agents
-built on torch live in their own modules (``agents.sb3``, ...) and are registered lazily, by
-``"module:attr"`` references resolved on first use.
+checkpoint (:func:`from_spec`). Importing this package imports numpy and bidenv only: the
+classic bidders are in :mod:`agents.constant` (truthful, fixed, random), :mod:`agents.pid`
+(``pid_budget``, ``pid_cpa``) and :mod:`agents.online_lp` (``online_lp``, over the linear
+program of :mod:`agents.lp`); agents built on torch live in their own modules
+(``agents.sb3``, ...) and are registered lazily, by ``"module:attr"`` references resolved on
+first use.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from agents.base import (
     AgentSpec,
     BaseAgent,
     BidScale,
+    Step,
     available,
     check_agent,
     describe,
@@ -30,20 +34,15 @@ from agents.base import (
     register,
     run_episode,
 )
-from agents.heuristics import (
-    FixedAlphaAgent,
-    OnlineLpAgent,
-    PidBudgetAgent,
-    PidCpaAgent,
-    RandomAgent,
-    TruthfulAgent,
-    solve_allocation_lp,
-)
+from agents.constant import FixedAlphaAgent, RandomAgent, TruthfulAgent
+from agents.lp import solve_allocation_lp
+from agents.online_lp import OnlineLpAgent
+from agents.pid import PidBudgetAgent, PidCpaAgent
 
 __all__ = [
     "Agent", "AgentCheckError", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent",
     "OnlineLpAgent", "PidBudgetAgent", "PidCpaAgent", "RandomAgent", "TruthfulAgent",
-    "available", "check_agent", "describe", "from_spec", "make", "register", "run_episode",
+    "available", "check_agent", "describe", "from_spec", "make", "register", "run_episode", "Step",
     "solve_allocation_lp",
 ]
 

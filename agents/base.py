@@ -1,4 +1,5 @@
-"""The agent protocol, the registry of agents by name, and the episode loop.
+"""The agent protocol, the registry of agents by name, the episode loop, and the machinery
+the classic bidders share (:class:`BaseAgent`, :class:`BidScale`, :class:`DayLedger`).
 
 An *agent* bids for one advertiser for one day (see ``docs/design.md``, "Agents contract")::
 
@@ -29,9 +30,8 @@ import numpy as np
 
 from bidenv.campaign import Campaign
 from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.scoring import MAX_ALPHA, action_to_alpha, alpha_to_action  # noqa: F401 (re-export)
 
-#: The environment's default action scale: ``alpha = MAX_ALPHA ** action``.
-MAX_ALPHA = 10.0
 #: Index of each observation feature (see :data:`bidenv.env.FEATURE_NAMES`).
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 #: Sales value of one conversion assumed for ROI campaigns until the bid scale is observed
@@ -61,7 +61,7 @@ class Agent(Protocol):
 
 
 # --------------------------------------------------------------------------------------------
-# Shared machinery of the heuristics
+# Shared machinery of the classic bidders (agents.constant, agents.pid, agents.online_lp)
 # --------------------------------------------------------------------------------------------
 def normalise_campaign(campaign: dict | Campaign | None) -> dict:
     """A complete, validated campaign dict (missing optional keys get the campaign defaults).
@@ -78,16 +78,21 @@ def normalise_campaign(campaign: dict | Campaign | None) -> dict:
     return Campaign.coerce({k: v for k, v in campaign.items() if v is not None}).to_dict()
 
 
-def alpha_to_action(alpha: float, max_alpha: float = MAX_ALPHA) -> np.ndarray:
-    """The action ``a`` with ``max_alpha ** a == alpha`` (clipped to [-1, 1]), shape (1,)."""
-    a = math.log(alpha) / math.log(max_alpha) if alpha > 0 else -1.0
-    return np.array([min(1.0, max(-1.0, a))], dtype=np.float32)
+def positive_number(name: str, value) -> float:
+    """``value`` as a float, or ValueError naming ``name`` unless a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
-def action_to_alpha(action, max_alpha: float = MAX_ALPHA) -> float:
-    """The bid multiplier of an action (the environment's bijection)."""
-    a = float(np.clip(np.asarray(action, dtype=np.float64).reshape(-1)[0], -1.0, 1.0))
-    return float(max_alpha ** a)
+def non_negative(name: str, value) -> float:
+    """``value`` as a float, or ValueError naming ``name`` unless a finite number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
+            math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
 
 
 class BaseAgent:
@@ -186,6 +191,77 @@ class BidScale:
         """Record the multiplier played on the last observed tick."""
         self._weighted_pvalue += alpha * self._pvalue_now
         self._ticks += 1
+
+
+class DayLedger:
+    """The agent's opportunities of the day so far and what it won, from ``update`` calls.
+
+    Each tick one multiplier prices every opportunity (``alpha x s x pvalue`` against the
+    least winning cost ``lwc``), so the ``info["wins"]`` opportunities won are the most
+    efficient ones by ``pvalue / lwc``. From them:
+
+    * ``predicted_conversions``: sum over ticks of the pValue won x that tick's exposure rate
+      (exposures / wins; cost and conversions only come with exposure), the expected
+      conversions by the platform's own predictions, far less noisy than the realised count;
+    * ``won_lwc``: the least winning costs of the wins, to compare with the cost paid
+      (``cost_seen``).
+
+    Args:
+        keep_opportunities: Keep the per-opportunity arrays (for
+            :class:`agents.online_lp.OnlineLpAgent`).
+    """
+
+    def __init__(self, keep_opportunities: bool = False):
+        self.keep_opportunities = keep_opportunities
+        self.pvalue: list[np.ndarray] = []
+        self.lwc: list[np.ndarray] = []
+        self.n_seen = 0
+        self.ticks = 0
+        self.wins = 0
+        self.exposures = 0
+        self.won_lwc = 0.0
+        self.won_pvalue = 0.0
+        self.predicted_conversions = 0.0
+        self.cost_seen = 0.0
+        self.conversions = 0.0
+
+    def update(self, info: dict, opportunities: dict | None) -> None:
+        """Record one tick (``info`` of the step and ``last_tick_opportunities()``)."""
+        self.ticks += 1
+        self.cost_seen += float(info.get("cost", 0.0))
+        self.conversions = float(info.get("total_conversions", self.conversions))
+        if opportunities is None:
+            return
+        pvalue = np.asarray(opportunities["pvalue"], dtype=np.float64)
+        lwc = np.asarray(opportunities["least_winning_cost"], dtype=np.float64)
+        keep = lwc > 0
+        pvalue, lwc = pvalue[keep], lwc[keep]
+        wins = min(int(info.get("wins", 0)), len(pvalue))
+        exposures = int(info.get("exposures", 0))
+        if wins > 0:
+            won = np.argpartition(-(pvalue / lwc), wins - 1)[:wins]
+            won_pvalue = float(pvalue[won].sum())
+            self.won_lwc += float(lwc[won].sum())
+            self.won_pvalue += won_pvalue
+            self.predicted_conversions += won_pvalue * exposures / wins
+        self.wins += wins
+        self.exposures += exposures
+        self.n_seen += len(pvalue)
+        if self.keep_opportunities:
+            self.pvalue.append(pvalue)
+            self.lwc.append(lwc)
+
+    @property
+    def has_data(self) -> bool:
+        return self.n_seen > 0
+
+    def calibration(self, prior_conversions: float) -> float:
+        """Realised / predicted conversions, shrunk to 1 by ``prior_conversions`` (Gamma prior
+        of mean 1): ``(n0 + conversions) / (n0 + predicted_conversions)``."""
+        n0 = prior_conversions
+        if n0 + self.predicted_conversions <= 0:
+            return 1.0
+        return (n0 + self.conversions) / (n0 + self.predicted_conversions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,6 +468,29 @@ def from_spec(spec: str, **kwargs) -> Any:
 # --------------------------------------------------------------------------------------------
 # Episode loop
 # --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """One transition of a day, as :func:`run_episode` hands it to ``on_step``.
+
+    Attributes:
+        tick: Ticks played before this one (0 for the first step of the day).
+        obs: The observation the agent acted on.
+        action: The ``(1,)`` float32 action sent to the environment.
+        reward: The environment's reward for the step (its ``reward_mode``).
+        next_obs: The observation after the step.
+        done: Whether the day ended with this step (terminated or truncated).
+        info: The step's ``info``.
+    """
+
+    tick: int
+    obs: np.ndarray
+    action: np.ndarray
+    reward: float
+    next_obs: np.ndarray
+    done: bool
+    info: dict
+
+
 def run_episode(env, agent, *, seed: int, options: dict | None = None,
                 on_step=None) -> dict:
     """Play one day: reset env and agent, step to the end, return the final ``info``.
@@ -399,22 +498,26 @@ def run_episode(env, agent, *, seed: int, options: dict | None = None,
     The agent is reset with the episode's campaign
     (``env.unwrapped.agent_campaign.to_dict()``); when it has ``update``, that is called after
     every step with the step's ``info`` and ``env.unwrapped.last_tick_opportunities()``.
-    ``on_step(obs, info)``, if given, is called after every step (the observation after it and
-    the step's info), e.g. to record a per-tick trace. The one episode loop of the project:
-    evaluation, budget simulation and the life-cycle checks play days through it.
+    ``on_step(step)``, if given, is called after every step with a :class:`Step` (the
+    transition: observation, action, reward, next observation, info), e.g. to record a per-tick
+    trace or a dataset row. The one episode loop of the project: evaluation, budget simulation,
+    data collection, the speed benchmark and the life-cycle checks play days through it.
     """
     obs, info = env.reset(seed=seed, options=options)
     agent.reset(env.unwrapped.agent_campaign.to_dict())
     update = getattr(agent, "update", None)
+    tick = 0
     while True:
         action = np.asarray(agent.act(obs), dtype=np.float32).reshape(env.action_space.shape)
-        obs, _, terminated, truncated, info = env.step(action)
+        next_obs, reward, terminated, truncated, info = env.step(action)
         if update is not None:
             update(info, env.unwrapped.last_tick_opportunities())
+        done = bool(terminated or truncated)
         if on_step is not None:
-            on_step(obs, info)
-        if terminated or truncated:
+            on_step(Step(tick, obs, action, float(reward), next_obs, done, info))
+        if done:
             return info
+        obs, tick = next_obs, tick + 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ How the log maps onto a trajectory:
 * the action: ``alpha`` is the tick's mean of ``bid / (pValue x CPAConstraint)`` over its
   opportunities with ``pValue > 0`` (1 when there is none), stored as recovered (not
   clipped); ``action = clip(log(alpha) / log(max_alpha), -1, 1)``, the environment's action
-  bijection (``alpha = 0``, all bids 0, gives -1);
+  bijection (:func:`bidenv.scoring.alpha_to_action`; ``alpha = 0``, all bids 0, gives -1);
 * ``reward`` is the increment of the penalised score (exact ``beta``, :mod:`bidenv.scoring`)
   and ``score`` the score after the tick, so rewards telescope to the final score;
 * ``value`` and ``expected_value`` are 0 (the log carries no sales value).
@@ -59,7 +59,7 @@ import pandas as pd
 
 from bidenv.features import FEATURES, PRICE_UNIT, PVALUE_UNIT
 from bidenv.offline import COLUMNS, OBS_COLUMNS
-from bidenv.scoring import constraint_ratio, cpa_score
+from bidenv.scoring import MAX_ALPHA, alpha_to_action, constraint_ratio, cpa_score
 
 #: The columns of the public traffic-log schema, in the published order.
 AUCTIONNET_COLUMNS = (
@@ -87,7 +87,7 @@ _CONSTANTS = {"budget": "budget", "CPAConstraint": "target_cpa",
               "advertiserCategoryIndex": "category"}
 
 
-def import_auctionnet(csv_path, *, n_ticks: int = 48, max_alpha: float = 10.0,
+def import_auctionnet(csv_path, *, n_ticks: int = 48, max_alpha: float = MAX_ALPHA,
                       beta: float = 2.0, chunk_rows: int = 1_000_000) -> pd.DataFrame:
     """Convert an AuctionNet traffic-log CSV into a bidenv trajectory frame.
 
@@ -365,8 +365,8 @@ def _trajectories(ticks: pd.DataFrame, where: str, n_ticks: int, max_alpha: floa
 
     ratio_n = t["ratio_n"].to_numpy()
     alpha = np.where(ratio_n > 0, t["ratio"].to_numpy() / safe(ratio_n), 1.0)
-    with np.errstate(divide="ignore"):
-        action = np.clip(np.log(alpha) / math.log(max_alpha), -1.0, 1.0)
+    # alpha = 0 (all bids 0) is the smallest action, -1: alpha_to_action refuses alpha <= 0.
+    action = alpha_to_action(np.maximum(alpha, 1.0 / max_alpha), max_alpha).astype(np.float64)
 
     cost = t["cost"].to_numpy()
     conversions = t["conversions"].to_numpy()

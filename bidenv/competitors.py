@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from bidenv.features import FEATURE_NAMES
+from bidenv.scoring import MAX_ALPHA
 
 FIXED, PACING, CONSTRAINT = 0, 1, 2
 KIND_NAMES = ("fixed", "pacing", "constraint")
@@ -68,7 +69,7 @@ class HeuristicCompetitors:
     """
 
     def __init__(self, mix=(0.3, 0.4, 0.3), base_alpha: float = 0.9, alpha_spread: float = 0.2,
-                 noise: float = 0.05, max_alpha: float = 10.0):
+                 noise: float = 0.05, max_alpha: float = MAX_ALPHA):
         mix = np.asarray(mix, dtype=np.float64)
         if mix.shape != (3,) or np.any(mix < 0) or mix.sum() <= 0:
             raise ValueError(f"mix must be 3 probabilities (fixed, pacing, constraint), got {mix}")
@@ -169,7 +170,7 @@ class HeuristicBidder:
     """
 
     def __init__(self, kind: str = "pacing", alpha: float = 1.0, *, kp: float = 2.5,
-                 ki: float = 0.25, kc: float = 0.2, max_alpha: float = 10.0, name=None):
+                 ki: float = 0.25, kc: float = 0.2, max_alpha: float = MAX_ALPHA, name=None):
         if kind not in KIND_NAMES:
             raise ValueError(f"kind must be one of {KIND_NAMES}, got {kind!r}")
         if not alpha > 0:

@@ -360,11 +360,12 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
     n_ticks = env.unwrapped.n_ticks
     rows = []
 
-    def record(obs, info):
+    def record(step):
+        info = step.info
         rows.append({"tick": info["tick"], "hour": 24.0 * info["tick"] / n_ticks,
                      "alpha": info["alpha"], "spend": info["total_cost"] / scale,
                      "spend_share": info["total_cost"] / info["budget"],
-                     "traffic_share": float(obs[elapsed_at]),
+                     "traffic_share": float(step.next_obs[elapsed_at]),
                      "conversions": info["expected_conversions"] / scale})
 
     info = agents.run_episode(env, agent, seed=seed, options=options,

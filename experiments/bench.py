@@ -45,18 +45,26 @@ def _make_env(n: int, k: int, n_slots: int, traffic: str):
                               "target_cpa": 60.0})
 
 
+class _CountingPacer(HeuristicBidder):
+    """The competitors' budget-pacing bidder, counting the opportunities and ticks it bids on."""
+
+    def __init__(self, env):
+        super().__init__("pacing")
+        self.base, self.opportunities, self.ticks = env.unwrapped, 0, 0
+
+    def act(self, obs):
+        self.opportunities += self.base.batch.n  # the tick about to be played
+        self.ticks += 1
+        return super().act(obs)
+
+
 def run_env_day(env, seed: int) -> tuple[int, int]:
     """Play one day with a pacing bidder; returns (opportunities, ticks)."""
-    agent = HeuristicBidder("pacing")
-    obs, _ = env.reset(seed=seed)
-    agent.reset()
-    total, ticks = 0, 0
-    while True:
-        total += env.unwrapped.batch.n
-        obs, _, terminated, truncated, _ = env.step(agent.act(obs))
-        ticks += 1
-        if terminated or truncated:
-            return total, ticks
+    from agents import run_episode
+
+    agent = _CountingPacer(env)
+    run_episode(env, agent, seed=seed)
+    return agent.opportunities, agent.ticks
 
 
 def bench_env(n: int, k: int, n_slots: int, traffic: str, repeats: int, seed: int):

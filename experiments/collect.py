@@ -134,6 +134,28 @@ def behavior_plan(config: CollectConfig, episode: int) -> dict:
             "noise_seed": int(rng.integers(2**63 - 1))}
 
 
+class _Noisy:
+    """A behaviour policy: the agent's action plus Gaussian noise of ``sigma`` (in log-alpha
+    units, so the same noise is the same relative change of the bid at any ``max_alpha``),
+    clipped to the action space."""
+
+    def __init__(self, agent, sigma: float, seed: int, max_alpha: float):
+        self.agent, self.name = agent, agent.name
+        self.sigma, self.log_max = sigma, math.log(max_alpha)
+        self.rng = np.random.default_rng(seed)
+        if callable(getattr(agent, "update", None)):
+            self.update = agent.update
+
+    def reset(self, campaign) -> None:
+        self.agent.reset(campaign)
+
+    def act(self, obs) -> np.ndarray:
+        a = float(np.asarray(self.agent.act(obs), np.float64).reshape(-1)[0])
+        if self.sigma > 0:
+            a += self.sigma * self.rng.standard_normal() / self.log_max
+        return np.array([min(1.0, max(-1.0, a))], np.float32)
+
+
 def _collect_chunk(task) -> list[dict]:
     import gymnasium as gym
 
@@ -148,44 +170,39 @@ def _collect_chunk(task) -> list[dict]:
     rows = []
     for ep in episodes:
         plan = behavior_plan(config, ep)
-        agent = agents.make(plan["behavior"], **plan["kwargs"])
-        noise_rng = np.random.default_rng(plan["noise_seed"])
+        behaviour = _Noisy(agents.make(plan["behavior"], **plan["kwargs"]), plan["noise"],
+                           plan["noise_seed"], base.max_alpha)
         options = dict(plan["campaign"], budget=plan["campaign"]["budget"] * scale)
-        obs, info = env.reset(seed=config.seed + ep, options=options)
-        camp = base.agent_campaign
-        agent.reset(camp.to_dict())
-        update = getattr(agent, "update", None)
-        log_max = math.log(base.max_alpha)
-        tick = 0
-        while True:
-            a = float(np.asarray(agent.act(obs), np.float64).reshape(-1)[0])
-            if plan["noise"] > 0:
-                a += plan["noise"] * noise_rng.standard_normal() / log_max
-            a = float(np.clip(a, -1.0, 1.0))
-            next_obs, reward, terminated, truncated, info = env.step(np.array([a], np.float32))
-            if update is not None:
-                update(info, base.last_tick_opportunities())
-            done = bool(terminated or truncated)
-            row = {"episode": ep, "tick": tick}
-            row.update(zip(OBS_COLUMNS, obs.astype(np.float64)))
-            row.update(action=a, alpha=info["alpha"], reward=reward, done=done,
-                       budget=camp.budget, constraint=camp.constraint,
-                       target_cpa=camp.target_cpa if camp.target_cpa is not None else math.nan,
-                       target_roi=camp.target_roi if camp.target_roi is not None else math.nan,
-                       category=camp.category, cost=info["cost"],
-                       conversions=info["conversions"], value=info["value"],
+        day = {"episode": ep, "behavior": plan["behavior"], "noise": plan["noise"]}
+
+        def record(step, day=day):
+            if step.tick == 0:  # the day's campaign, once the env has drawn it
+                camp = base.agent_campaign
+                day.update(budget=camp.budget, constraint=camp.constraint,
+                           target_cpa=math.nan if camp.target_cpa is None else camp.target_cpa,
+                           target_roi=math.nan if camp.target_roi is None else camp.target_roi,
+                           category=camp.category)
+            info = step.info
+            row = {"episode": day["episode"], "tick": step.tick}
+            row.update(zip(OBS_COLUMNS, step.obs.astype(np.float64)))
+            row.update(action=float(step.action[0]), alpha=info["alpha"], reward=step.reward,
+                       done=step.done, **{k: day[k] for k in _DAY_COLUMNS},
+                       cost=info["cost"], conversions=info["conversions"], value=info["value"],
                        score=info["score"], expected_score=info["expected_score"],
                        expected_conversions=info["expected_conversions"],
                        expected_cost=info["expected_cost"],
-                       expected_value=info["expected_value"], behavior=plan["behavior"],
-                       noise=plan["noise"])
+                       expected_value=info["expected_value"], behavior=day["behavior"],
+                       noise=day["noise"])
             rows.append(row)
-            obs = next_obs
-            tick += 1
-            if done:
-                break
+
+        agents.run_episode(env, behaviour, seed=config.seed + ep, options=options,
+                           on_step=record)
     env.close()
     return rows
+
+
+#: Columns that hold the day's campaign (the same on every row of an episode).
+_DAY_COLUMNS = ("budget", "constraint", "target_cpa", "target_roi", "category")
 
 
 def collect(config: CollectConfig | None = None, *, workers: int = 1,

@@ -140,7 +140,8 @@ def play_episode(env, agent, *, seed: int, options: dict | None, trace: bool = F
 
     rows = [] if trace else None
 
-    def record(obs, info):
+    def record(step):
+        info = step.info
         rows.append({"tick": info["tick"], "alpha": info["alpha"],
                      "total_cost": info["total_cost"], "budget": info["budget"],
                      "expected_score": info["expected_score"],

@@ -26,14 +26,15 @@ from pathlib import Path
 
 import pandas as pd
 
-import bidenv
+import agents
+import bidenv  # noqa: F401  (registers the environments)
 
 #: The bidders on the leaderboard (registered names, see ``agents.available()``).
 HEURISTICS = ("truthful", "pid_budget", "pid_cpa", "online_lp")
-#: The small decision-transformer checkpoint shipped with the package (trained on logged days of
+#: The small decision-transformer checkpoint shipped with the agents (trained on logged days of
 #: ``bidenv/AutoBidding-v0``; how it was made is in ``SOURCE.md`` next to it). The quickstart
 #: adds ``dt:<path>`` to the leaderboard when the folder exists and torch is installed.
-DT_CHECKPOINT = Path(bidenv.__file__).resolve().parent / "checkpoints" / "dt"
+DT_CHECKPOINT = Path(agents.__file__).resolve().parent / "checkpoints" / "dt"
 #: The campaign of the leaderboard and of the budget sweep (budgets are for the reference day
 #: of 500k opportunities and scaled to the environment's volume).
 CAMPAIGN = {"budget": 2000.0, "constraint": "cpa", "target_cpa": 100.0, "category": 3}

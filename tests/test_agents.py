@@ -13,8 +13,9 @@ from scipy.optimize import linprog
 import agents
 import agents.base
 import bidenv  # noqa: F401  (registers the environments)
-from agents.base import FEATURE_INDEX
-from agents.heuristics import DayLedger, pacing_error, solve_allocation_lp
+from agents.base import FEATURE_INDEX, DayLedger
+from agents.lp import solve_allocation_lp
+from agents.pid import pacing_error
 from bidenv.competitors import ScriptedCompetitors
 from bidenv.env import FEATURE_NAMES
 from bidenv.traffic import FeedTraffic
@@ -193,8 +194,8 @@ def test_from_spec_builds_by_name_with_kwargs():
 
 
 def test_register_lazy_references_loaders_and_overwrites(registry):
-    agents.register("lazy_truthful", "agents.heuristics:TruthfulAgent",
-                    loader="agents.heuristics:FixedAlphaAgent", description="test")
+    agents.register("lazy_truthful", "agents.constant:TruthfulAgent",
+                    loader="agents.constant:FixedAlphaAgent", description="test")
     assert "lazy_truthful" in agents.available()
     assert isinstance(agents.make("lazy_truthful"), agents.TruthfulAgent)
     # The loader gets the path (here abused as alpha) and the keyword arguments.
