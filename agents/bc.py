@@ -2,7 +2,7 @@
 
 A deterministic MLP policy ``pi(s) = tanh(f(s))`` in [-1, 1] is fitted by mean squared error
 to the logged actions of (optionally only) the better days: with ``top_fraction < 1`` only
-the episodes whose final score divided by :func:`agents.common.score_unit` (so CPA and ROI
+the episodes whose final score divided by :func:`bidenv.scoring.score_unit` (so CPA and ROI
 days compare) is in the top ``top_fraction`` are cloned ("filtered" or "percentile" BC, the
 baseline of Chen et al., "Decision Transformer", NeurIPS 2021).
 
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from agents.common import mlp
-from agents.critics import TransitionAgent, TransitionConfig, episode_scales, sample_batch
+from agents.critics import TransitionAgent, TransitionConfig, episode_scales
 from bidenv.offline import Trajectories
 
 
@@ -71,8 +71,8 @@ class BCAgent(TransitionAgent):
         return torch.tanh(self.nets["actor"](obs))
 
     def train_step(self, rng: np.random.Generator) -> dict:
-        batch = sample_batch(self.data, rng, self.config.batch_size)
-        loss = (self.policy(batch["obs"]) - batch["actions"]).pow(2).mean()
+        batch = self.data.sample(rng, self.config.batch_size)
+        loss = (self.policy(batch.obs) - batch.actions).pow(2).mean()
         opt = self.optims["actor"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

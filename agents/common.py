@@ -22,6 +22,7 @@ continues from the last checkpoint to exactly the result of an uninterrupted run
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import time
@@ -33,6 +34,7 @@ from torch import nn
 
 from bidenv.io import atomic_path
 from bidenv.offline import Normalizer, Trajectories, load_dataset
+from bidenv.validation import short_repr
 
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
@@ -103,21 +105,6 @@ def expectile_loss(diff: torch.Tensor, tau: float) -> torch.Tensor:
     """Asymmetric squared loss ``|tau - 1(diff < 0)| diff^2`` (IQL, Kostrikov et al. 2022)."""
     weight = torch.where(diff < 0, 1.0 - tau, tau)
     return (weight * diff.pow(2)).mean()
-
-
-def score_unit(campaign: dict) -> float:
-    """The campaign's natural score scale: what the whole budget buys at the target.
-
-    ``budget / target_cpa`` conversions for CPA (and budget-only) campaigns,
-    ``budget * target_roi`` sales value for ROI ones. Scores divided by it are comparable
-    across campaigns (about 1 for a day that spends the budget at the target), which is how
-    the offline agents scale rewards and returns-to-go.
-    """
-    budget = float(campaign["budget"])
-    if campaign.get("constraint") == "roi":
-        return budget * float(campaign["target_roi"])
-    target = campaign.get("target_cpa")
-    return budget / float(target) if target else budget
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,22 +267,72 @@ def _rng_state_tensors(rng: np.random.Generator) -> tuple[dict, str]:
     return {"rng.torch": torch.get_rng_state()}, json.dumps(rng.bit_generator.state)
 
 
+def data_fingerprint(traj: Trajectories) -> dict:
+    """A content fingerprint of a dataset: its size and a SHA-256 of its arrays and campaigns.
+
+    The same rows give the same fingerprint whatever the file they were read from; any change
+    of content (rows, values, campaigns) changes it. :func:`fit` stores it in its checkpoints
+    so that ``resume=True`` refuses other data.
+    """
+    h = hashlib.sha256()
+    for name in ("obs", "actions", "rewards", "scores", "expected_scores", "dones", "mask",
+                 "lengths", "episodes"):
+        a = np.ascontiguousarray(getattr(traj, name))
+        h.update(f"{name}{a.dtype.str}{a.shape}".encode())
+        h.update(repr(a.tolist()).encode() if a.dtype.kind == "O" else a.tobytes())
+    h.update(json.dumps(traj.campaigns, sort_keys=True, default=str).encode())
+    return {"episodes": int(len(traj.lengths)), "rows": int(np.sum(traj.lengths)),
+            "sha256": h.hexdigest()}
+
+
+def _describe_data(fp: dict) -> str:
+    return (f"{fp.get('episodes')} episodes, {fp.get('rows')} rows, sha256 "
+            f"{str(fp.get('sha256'))[:12]}")
+
+
+def _resume_changes(meta: dict, agent: OfflineAgent, seed: int, fingerprint: dict | None) -> list:
+    """What differs between a checkpoint's run and this one, as ``"--flag (...)"`` strings."""
+    as_json = lambda c: json.loads(json.dumps(c, default=str))  # noqa: E731  (tuples -> lists)
+    changes = []
+    if fingerprint is not None and meta.get("data") and (
+            meta["data"].get("sha256") != fingerprint["sha256"]):
+        changes.append(f"--data (checkpoint: {_describe_data(meta['data'])}; now: "
+                       f"{_describe_data(fingerprint)})")
+    old, new = as_json(meta.get("config", {})), as_json(dataclasses.asdict(agent.config))
+    diff = [f"{k} {short_repr(old.get(k), 30)} -> {short_repr(new.get(k), 30)}"
+            for k in sorted(set(old) | set(new), key=str) if old.get(k) != new.get(k)]
+    if diff:
+        more = f" and {len(diff) - 4} more" if len(diff) > 4 else ""
+        changes.append(f"--set ({', '.join(diff[:4])}{more})")
+    if "seed" in meta and meta["seed"] != seed:
+        changes.append(f"--seed ({short_repr(meta['seed'], 30)} -> {short_repr(seed, 30)})")
+    return changes
+
+
 def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
         checkpoint_every: int = 1000, eval_every: int = 0, evaluate=None,
         resume: bool = False, progress: bool = True, log: bool = True) -> OfflineAgent:
-    """Train ``agent`` for ``steps`` gradient steps on ``data`` (a path, frame or
+    """Train ``agent`` up to ``steps`` gradient steps in all on ``data`` (a path, frame or
     :class:`Trajectories`).
 
     Writes to ``out`` (if given): the final model (``config.json``, ``weights.pt``), a
-    resumable checkpoint under ``out/checkpoint`` every ``checkpoint_every`` steps,
-    TensorBoard scalars under ``out/tb`` (``losses/*`` every 50 steps, ``eval/*`` at every
-    evaluation), and ``out/train.json`` (the resolved config, the data's metadata, timings).
+    resumable checkpoint under ``out/checkpoint`` every ``checkpoint_every`` steps (with the
+    seed and the data's :func:`data_fingerprint`), TensorBoard scalars under ``out/tb``
+    (``losses/*`` every 50 steps, ``eval/*`` at every evaluation), and ``out/train.json`` (the
+    resolved config, the data's metadata and fingerprint, the steps trained, timings); the same
+    summary is left in ``agent.train_info``.
     With ``eval_every > 0``, every that many steps ``evaluate(agent)`` is called (in
     evaluation mode) and the scalars of the dict it returns are logged as ``eval/<key>``; the
     caller supplies it (the command line evaluates the current model in the simulator), so
     this layer never imports the evaluation harness.
-    With ``resume=True`` training continues from ``out/checkpoint`` (same data, same
-    config); the result is identical to an uninterrupted run.
+
+    With ``resume=True`` training continues from ``out/checkpoint`` up to ``steps`` in all
+    (so ``steps - <checkpoint step>`` more steps); the result is identical to an uninterrupted
+    run. It is refused (``ValueError``, one line naming the command-line flags) when the data
+    (``--data``: other content), the agent config (``--set``) or the seed (``--seed``) differ
+    from the checkpoint's, and when the checkpoint already reached ``steps`` (``--steps``):
+    nothing to train. The one exception is a checkpoint at exactly ``steps`` whose run was
+    killed before it wrote the final model: then the final model is written, 0 steps trained.
     """
     from tqdm.auto import tqdm
 
@@ -305,6 +342,10 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
         raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
     if eval_every and not callable(evaluate):
         raise ValueError("eval_every > 0 needs evaluate, a callable agent -> {name: scalar}")
+    out = Path(out) if out is not None else None
+    ckpt = out / "checkpoint" if out is not None else None
+    if resume and (ckpt is None or not (ckpt / CONFIG_FILE).is_file()):
+        raise FileNotFoundError(f"resume: no checkpoint under {str(ckpt)!r}")
     meta_data: dict = {}
     if isinstance(data, (str, Path)):
         frame, meta_data = load_dataset(data)
@@ -314,6 +355,22 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
     else:
         traj = Trajectories.from_frame(data)
         meta_data = dict(getattr(data, "attrs", {}).get("bidenv", {}))
+    fingerprint = data_fingerprint(traj) if ckpt is not None else None
+    if resume:
+        # Checked before any work: the checkpoint must continue this very run.
+        meta, tensors = type(agent).read_checkpoint(ckpt)
+        changes = _resume_changes(meta, agent, seed, fingerprint)
+        if changes:
+            raise ValueError(f"resume: {ckpt} was trained with other settings: "
+                             f"{'; '.join(changes)}; resume with the same flags, or train "
+                             "into a new --out")
+        at = int(meta.get("step", 0))
+        final = out / CONFIG_FILE
+        final_step = json.loads(final.read_text()).get("step") if final.is_file() else None
+        if at > steps or (at == steps and final_step == steps):
+            raise ValueError(f"resume: the checkpoint is already at step {at} >= --steps "
+                             f"{steps}; nothing to train (give --steps above {at} to train "
+                             "further)")
     # Fresh weights from the seed (an agent built earlier drew them from the global RNG).
     torch.manual_seed(seed)
     agent.step = 0
@@ -322,18 +379,11 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
     train, _val = traj.split(agent.config.val_fraction, seed=seed)
     agent.normalizer = train.normalizer()
     agent.prepare(train)
-    out = Path(out) if out is not None else None
-    ckpt = out / "checkpoint" if out is not None else None
     if resume:
-        if ckpt is None or not (ckpt / CONFIG_FILE).is_file():
-            raise FileNotFoundError(f"resume: no checkpoint under {str(ckpt)!r}")
-        meta, tensors = type(agent).read_checkpoint(ckpt)
-        as_json = lambda c: json.loads(json.dumps(c))  # noqa: E731  (tuples -> lists)
-        if as_json(meta["config"]) != as_json(dataclasses.asdict(agent.config)):
-            raise ValueError("resume: the checkpoint was trained with a different config")
         agent.load_state(meta, tensors)
         torch.set_rng_state(tensors["rng.torch"])
         rng.bit_generator.state = json.loads(meta["rng_numpy"])
+    start_step = agent.step
     writer = None
     if out is not None and log:
         from torch.utils.tensorboard import SummaryWriter
@@ -344,6 +394,7 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
                disable=not progress)
     agent.eval_mode(False)
     totals: dict = {}
+    ckpt_json = {"seed": seed, "data": fingerprint}
     while agent.step < steps:
         losses = agent.train_step(rng)
         agent.step += 1
@@ -356,7 +407,8 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
         bar.update()
         if ckpt is not None and (agent.step % checkpoint_every == 0 or agent.step == steps):
             t_state, n_state = _rng_state_tensors(rng)
-            agent.save(ckpt, extra_tensors=t_state, extra_json={"rng_numpy": n_state})
+            agent.save(ckpt, extra_tensors=t_state,
+                       extra_json={"rng_numpy": n_state, **ckpt_json})
         if eval_every and agent.step % eval_every == 0:
             agent.eval_mode(True)
             for key, value in evaluate(agent).items():
@@ -365,14 +417,15 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
             agent.eval_mode(False)
     bar.close()
     agent.eval_mode(True)
+    agent.train_info = {
+        "agent": agent.name, "config": dataclasses.asdict(agent.config), "steps": steps,
+        "start_step": start_step, "trained_steps": agent.step - start_step, "seed": seed,
+        "data": meta_data, "data_fingerprint": fingerprint,
+        "train_episodes": int(len(train.lengths)), "seconds": time.perf_counter() - start}
     if out is not None:
         agent.save(out)
         with atomic_path(out / "train.json") as tmp:
-            tmp.write_text(json.dumps({
-                "agent": agent.name, "config": dataclasses.asdict(agent.config),
-                "steps": steps, "seed": seed, "data": meta_data,
-                "train_episodes": int(len(train.lengths)),
-                "seconds": time.perf_counter() - start}, indent=2, default=str))
+            tmp.write_text(json.dumps(agent.train_info, indent=2, default=str))
     if writer is not None:
         writer.close()
     return agent

@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.common import mlp, soft_update
-from agents.critics import TransitionAgent, TransitionConfig, TwinQ, sample_batch
+from agents.critics import TransitionAgent, TransitionConfig, TwinQ
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -152,10 +152,10 @@ class CQLAgent(TransitionAgent):
 
     def train_step(self, rng: np.random.Generator) -> dict:
         c = self.config
-        b = sample_batch(self.data, rng, c.batch_size)
+        b = self.data.sample(rng, c.batch_size)
         q, q_target, actor = self.nets["q"], self.nets["q_target"], self.nets["actor"]
         log_alpha = self.nets["entropy"]["log_alpha"]
-        obs, next_obs, actions = b["obs"], b["next_obs"], b["actions"]
+        obs, next_obs, actions = b.obs, b.next_obs, b.actions
         B, K = obs.shape[0], c.n_samples
 
         # Actor and temperature.
@@ -175,7 +175,7 @@ class CQLAgent(TransitionAgent):
         with torch.no_grad():
             a_next, _ = actor.sample(next_obs)
             q_next = q_target(next_obs, a_next).min(dim=0).values[:, 0]
-            y = b["rewards"] + c.gamma * (1.0 - b["dones"]) * q_next
+            y = b.rewards + c.gamma * (1.0 - b.dones) * q_next
             a_rand = torch.rand(B, K) * 2.0 - 1.0
             a_cur, logp_cur = actor.sample(obs, K)
             a_nxt, logp_nxt = actor.sample(next_obs, K)

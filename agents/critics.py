@@ -10,8 +10,8 @@ Q at actions outside the dataset, which is what makes it usable offline; IQL
 :class:`TwinQ` (two Q networks in one ensemble) is also the critic of CQL (:mod:`agents.cql`).
 
 The module also holds what the transition-based agents (bc, iql, cql, and the critics of gas)
-share: :func:`transition_tensors` (normalised ``(s, a, r, s', done)`` tensors with rewards
-divided by each day's :func:`agents.common.score_unit`), :func:`sample_batch`, and the base
+share: :func:`transition_tensors` (a :class:`TransitionBatch` of normalised ``(s, a, r, s', done)``
+tensors with rewards divided by each day's :func:`bidenv.scoring.score_unit`), and the base
 :class:`TransitionConfig` / :class:`TransitionAgent` (deterministic policy, ``act``).
 
 >>> import torch
@@ -36,10 +36,10 @@ from agents.common import (
     OfflineConfig,
     expectile_loss,
     mlp,
-    score_unit,
     soft_update,
 )
 from bidenv.offline import Normalizer, Trajectories
+from bidenv.scoring import score_unit
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def check_reward_scale(reward_scale) -> None:
 def episode_scales(campaigns: list, reward_scale="campaign") -> np.ndarray:
     """Per-episode reward multipliers, shape (E,).
 
-    ``"campaign"``: ``1 / score_unit(campaign)`` (:func:`agents.common.score_unit`), so a day
+    ``"campaign"``: ``1 / score_unit(campaign)`` (:func:`bidenv.scoring.score_unit`), so a day
     that spends its budget at the target earns about 1 whatever its budget and goal (CPA and
     ROI days on one scale); a number: that constant for every episode.
     """
@@ -68,34 +68,55 @@ def episode_scales(campaigns: list, reward_scale="campaign") -> np.ndarray:
     return np.full(len(campaigns), float(reward_scale), np.float64)
 
 
+@dataclasses.dataclass(frozen=True)
+class TransitionBatch:
+    """``(s, a, r, s', done)`` transitions as float32 tensors, one row per real tick.
+
+    Attributes:
+        obs: (n, F) normalised states.
+        actions: (n, 1) actions taken.
+        rewards: (n,) score increments times the episode's scale.
+        next_obs: (n, F) normalised next states.
+        dones: (n,) 1.0 on the last tick of a day.
+        episode: (n,) the row's episode index into the trajectories it came from.
+    """
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    next_obs: torch.Tensor
+    dones: torch.Tensor
+    episode: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    def sample(self, rng: np.random.Generator, batch_size: int) -> TransitionBatch:
+        """``batch_size`` rows drawn uniformly with replacement (``rng`` decides which)."""
+        idx = torch.as_tensor(rng.integers(0, len(self), size=batch_size))
+        return TransitionBatch(*(getattr(self, f.name)[idx]
+                                 for f in dataclasses.fields(self)))
+
+
 def transition_tensors(train: Trajectories, normalizer: Normalizer, *,
                        reward_scale="campaign", expected: bool = True,
-                       multiplier: float = 1.0) -> dict[str, torch.Tensor]:
-    """The ``(s, a, r, s', done)`` transitions of ``train`` as float32 tensors.
+                       multiplier: float = 1.0) -> TransitionBatch:
+    """The ``(s, a, r, s', done)`` transitions of ``train`` as a :class:`TransitionBatch`.
 
     States are normalised by ``normalizer``; rewards are the score increments (expected or
     realised) times the episode's scale (:func:`episode_scales`) times ``multiplier``.
-    Also returns ``episode`` (the row's episode index into ``train``) and ``scale``.
     """
     tr = train.transitions(reward_scale=1.0, expected=expected)
     # Transitions are the real ticks in (episode, tick) order: episode i has lengths[i] rows.
     per_row = np.repeat(np.arange(len(train.lengths)), train.lengths)
     scale = episode_scales(train.campaigns, reward_scale) * float(multiplier)
     rewards = tr["rewards"].astype(np.float64) * scale[per_row]
-    return {"obs": torch.as_tensor(normalizer(tr["obs"])),
-            "actions": torch.as_tensor(tr["actions"], dtype=torch.float32),
-            "rewards": torch.as_tensor(rewards, dtype=torch.float32),
-            "next_obs": torch.as_tensor(normalizer(tr["next_obs"])),
-            "dones": torch.as_tensor(tr["dones"], dtype=torch.float32),
-            "episode": torch.as_tensor(per_row)}
-
-
-def sample_batch(data: dict[str, torch.Tensor], rng: np.random.Generator,
-                 batch_size: int) -> dict[str, torch.Tensor]:
-    """``batch_size`` rows drawn uniformly with replacement (``rng`` decides which)."""
-    n = len(next(iter(data.values())))
-    idx = torch.as_tensor(rng.integers(0, n, size=batch_size))
-    return {k: v[idx] for k, v in data.items()}
+    return TransitionBatch(obs=torch.as_tensor(normalizer(tr["obs"])),
+                           actions=torch.as_tensor(tr["actions"], dtype=torch.float32),
+                           rewards=torch.as_tensor(rewards, dtype=torch.float32),
+                           next_obs=torch.as_tensor(normalizer(tr["next_obs"])),
+                           dones=torch.as_tensor(tr["dones"], dtype=torch.float32),
+                           episode=torch.as_tensor(per_row))
 
 
 @dataclasses.dataclass
@@ -106,7 +127,7 @@ class TransitionConfig(OfflineConfig):
         expected_reward: Train on the noise-free expected score increments (True) or on the
             realised ones (False).
         reward_scale: ``"campaign"`` divides each day's rewards by its
-            :func:`agents.common.score_unit` (CPA and ROI days on one scale, about 1 for a
+            :func:`bidenv.scoring.score_unit` (CPA and ROI days on one scale, about 1 for a
             day that spends its budget at the target); a number multiplies them by it.
         reward_multiplier: A further constant factor on the rewards (sets the scale of Q and
             of the advantages, which matters for temperatures and penalties).
@@ -129,7 +150,7 @@ class TransitionAgent(OfflineAgent):
     """An offline agent trained on transitions with a deterministic policy in [-1, 1].
 
     ``prepare`` stores the training transitions as ``self.data``
-    (:func:`transition_tensors`); subclasses implement ``build``, ``train_step`` and
+    (a :class:`TransitionBatch`); subclasses implement ``build``, ``train_step`` and
     :meth:`policy` (normalised states (B, F) -> actions (B, 1) in [-1, 1]).
     """
 

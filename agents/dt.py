@@ -11,7 +11,7 @@ output at the state token ``s_t`` (tanh, so it lies in the action space [-1, 1])
 
 Return-to-go. With ``S_t`` the penalised score after tick ``t`` (exact beta, docs/design.md's
 scoring contract), the token at tick ``t`` is ``R_t = (S_T - S_{t-1}) / u`` where ``u`` is
-the campaign's score unit (:func:`agents.common.score_unit`: what the budget buys at the
+the campaign's score unit (:func:`bidenv.scoring.score_unit`: what the budget buys at the
 target), so days of any budget and goal share one scale. ``expected=True`` (default) uses the
 noise-free expected score, so the model is not told to chase conversion luck.
 At inference the first token is a target ``R_0`` (``target_scale`` x the ``target_quantile``
@@ -57,8 +57,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from agents.common import OfflineAgent, OfflineConfig, score_unit
+from agents.common import OfflineAgent, OfflineConfig
 from bidenv.offline import Trajectories
+from bidenv.scoring import score_unit
 
 
 # --------------------------------------------------------------------------------------------

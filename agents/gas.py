@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from agents.critics import QVCritic, sample_batch, transition_tensors
+from agents.critics import QVCritic, transition_tensors
 from agents.dt import DTAgent, DTConfig
 from bidenv.offline import Normalizer, Trajectories
 
@@ -142,9 +142,9 @@ class GASAgent(DTAgent):
         logs = {} if self.config.dt_path else super().train_step(rng)
         for _ in range(self.config.critic_updates):
             for i, critic in enumerate(self.critics):
-                b = sample_batch(self.transitions, rng, self.config.critic_batch_size)
-                out = critic.update(b["obs"], b["actions"], b["rewards"], b["next_obs"],
-                                    b["dones"])
+                b = self.transitions.sample(rng, self.config.critic_batch_size)
+                out = critic.update(b.obs, b.actions, b.rewards, b.next_obs,
+                                    b.dones)
                 if i == 0:
                     logs.update({f"critic_{k}": v for k, v in out.items()})
         return logs

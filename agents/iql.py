@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from agents.common import mlp
-from agents.critics import QVCritic, TransitionAgent, TransitionConfig, sample_batch
+from agents.critics import QVCritic, TransitionAgent, TransitionConfig
 
 
 @dataclasses.dataclass
@@ -85,12 +85,12 @@ class IQLAgent(TransitionAgent):
 
     def train_step(self, rng: np.random.Generator) -> dict:
         c = self.config
-        b = sample_batch(self.data, rng, c.batch_size)
+        b = self.data.sample(rng, c.batch_size)
         critic = self.nets["critic"]
-        losses = critic.update(b["obs"], b["actions"], b["rewards"], b["next_obs"], b["dones"])
-        adv = critic.advantage(b["obs"], b["actions"])
+        losses = critic.update(b.obs, b.actions, b.rewards, b.next_obs, b.dones)
+        adv = critic.advantage(b.obs, b.actions)
         weights = torch.exp(c.beta_awr * adv).clamp(max=c.max_weight)
-        err = (self.policy(b["obs"]) - b["actions"]).pow(2).sum(-1)
+        err = (self.policy(b.obs) - b.actions).pow(2).sum(-1)
         actor_loss = (weights * err).mean()
         opt = self.optims["actor"]
         opt.zero_grad(set_to_none=True)

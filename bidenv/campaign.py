@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bidenv.scoring import CONSTRAINTS
+from bidenv.validation import short_repr
 
 #: Number of advertiser categories; each has its own pValue level (see traffic).
 N_CATEGORIES = 8
@@ -88,15 +89,40 @@ AGENT_ROI_SHARE = 0.2
 
 _FIELDS = ("budget", "constraint", "target_cpa", "target_roi", "category")
 
+# Bounds that keep the environment's bids finite. Bids are float32 (the env's bid matrix):
+# ``bid = pvalue * alpha * scale`` (times the conversion value for ROI campaigns), with
+# ``scale = target_cpa`` (CPA and budget-only campaigns) or ``1 / target_roi`` (ROI), pValue
+# <= 1, alpha <= max_alpha (10 by default) and conversion values around
+# MARKET_CONVERSION_VALUE (~100). float32 overflows to inf above ~3.4e38, and an inf bid never
+# wins, so a target of 3e38 (or an ROI target of 1e-37) silently bought nothing. Capping the
+# bid scale at 1e30 leaves alpha x conversion value a headroom of 3.4e8 (8 orders of magnitude
+# above the defaults) before overflow; the floor 1e-30 on targets is the mirror image (bids of
+# ~1e-30 are still normal float32 numbers, though far below any price). Budgets get the same
+# cap: they pay for float32-priced slots, and a budget near the float32 limit is a typo, not a
+# campaign. Real campaigns sit many orders of magnitude inside these bounds.
+#: Largest budget and CPA target, and the inverse of the smallest ROI target.
+MAX_MONEY = 1e30
+#: Smallest CPA or ROI target, and the inverse of the largest ROI target.
+MIN_TARGET = 1e-30
 
-def _positive(name: str, value) -> float:
+
+def _positive(name: str, value, low: float = 0.0, high: float = math.inf,
+              why: str = "beyond it the environment's float32 bids overflow or vanish") -> float:
+    """``value`` as a float in ``(0, high]`` (``[low, high]`` when ``low > 0``), else a
+    one-line ``ValueError`` naming ``name`` and the range."""
+    if low > 0 or math.isfinite(high):
+        allowed = f"a number in {'[' if low > 0 else '('}{low:g}, {high:g}]"
+    else:
+        allowed = "a finite number > 0"
     try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}") from None
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}")
+    if not low <= number <= high:
+        raise ValueError(f"{name} must be {allowed} ({why}), got {short_repr(value)}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -104,11 +130,15 @@ class Campaign:
     """One advertiser's day: budget, constraint kind and target.
 
     Attributes:
-        budget: Daily budget in money units, > 0.
+        budget: Daily budget in money units, in ``(0, 1e30]`` (:data:`MAX_MONEY`).
         constraint: ``"cpa"`` (cost per conversion <= ``target_cpa``), ``"roi"`` (sales value
             per unit cost >= ``target_roi``) or ``"budget"`` (spend the budget, no constraint).
-        target_cpa: CPA target, > 0; required for ``"cpa"``. For ``"budget"`` it only scales bids.
-        target_roi: ROI target, > 0; required for ``"roi"``.
+        target_cpa: CPA target, in ``[1e-30, 1e30]``; required for ``"cpa"``. For ``"budget"``
+            it only scales bids.
+        target_roi: ROI target, in ``[1e-30, 1e30]``; required for ``"roi"``.
+
+    The bounds keep the environment's float32 bids finite (see :data:`MAX_MONEY`); anything
+    else raises a one-line ``ValueError`` naming the field and its allowed range.
         category: Advertiser category in ``[0, N_CATEGORIES)``; sets its pValue level.
     """
 
@@ -120,9 +150,11 @@ class Campaign:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("budget", _positive("budget", self.budget))
-        if self.constraint not in CONSTRAINTS:
-            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {self.constraint!r}")
+        set_("budget", _positive("budget", self.budget, high=MAX_MONEY,
+                                 why="prices are float32 bids; a larger budget is a typo"))
+        if not isinstance(self.constraint, str) or self.constraint not in CONSTRAINTS:
+            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got "
+                             f"{short_repr(self.constraint)}")
         if self.constraint == "cpa" and self.target_cpa is None:
             raise ValueError("target_cpa is required for a 'cpa' campaign (a number > 0)")
         if self.constraint == "roi" and self.target_roi is None:
@@ -130,16 +162,17 @@ class Campaign:
         if self.constraint == "budget" and self.target_cpa is None:
             set_("target_cpa", DEFAULT_BUDGET_BID_SCALE)
         if self.target_cpa is not None:
-            set_("target_cpa", _positive("target_cpa", self.target_cpa))
+            set_("target_cpa", _positive("target_cpa", self.target_cpa, MIN_TARGET, MAX_MONEY))
         if self.target_roi is not None:
-            set_("target_roi", _positive("target_roi", self.target_roi))
+            set_("target_roi", _positive("target_roi", self.target_roi, MIN_TARGET,
+                                         1.0 / MIN_TARGET))
         try:
             category = int(self.category)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             category = -1
         if category != self.category or not 0 <= category < N_CATEGORIES:
-            raise ValueError(
-                f"category must be an integer in [0, {N_CATEGORIES}), got {self.category!r}")
+            raise ValueError(f"category must be an integer in [0, {N_CATEGORIES}), got "
+                             f"{short_repr(self.category)}")
         set_("category", category)
 
     @classmethod
@@ -151,7 +184,8 @@ class Campaign:
             raise ValueError(f"campaign must be a Campaign or a dict, got {type(spec).__name__}")
         unknown = set(spec) - set(_FIELDS)
         if unknown:
-            raise ValueError(f"campaign has unknown keys {sorted(unknown)}; allowed: {_FIELDS}")
+            raise ValueError(f"campaign has unknown keys {short_repr(sorted(map(str, unknown)))}"
+                             f"; allowed: {_FIELDS}")
         if "budget" not in spec:
             raise ValueError("campaign needs a 'budget' (a number > 0)")
         return cls(**spec)
@@ -160,7 +194,8 @@ class Campaign:
         """A copy with some fields replaced (validated). Switching ``constraint`` keeps targets."""
         unknown = set(overrides) - set(_FIELDS)
         if unknown:
-            raise ValueError(f"unknown campaign overrides {sorted(unknown)}; allowed: {_FIELDS}")
+            raise ValueError(f"unknown campaign overrides {short_repr(sorted(map(str, unknown)))}"
+                             f"; allowed: {_FIELDS}")
         data = self.to_dict()
         data.update({k: v for k, v in overrides.items() if v is not None})
         if data["constraint"] == "budget" and "target_cpa" not in overrides:
@@ -232,7 +267,8 @@ def market_target(category: int, constraint: str = "cpa", tightness: float = 1.0
     reference, above 1 harder (a lower CPA, a higher ROI), below 1 looser.
     """
     if constraint not in CONSTRAINTS:
-        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got {constraint!r}")
+        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got "
+                         f"{short_repr(constraint)}")
     category = Campaign(budget=1.0, target_cpa=1.0, category=category).category
     tightness = _positive("tightness", tightness)
     if constraint == "roi":

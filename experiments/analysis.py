@@ -44,6 +44,7 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.scoring import ratio
+from bidenv.validation import check_size, clip, short_repr
 
 #: A budget is "saturated" when the strategy spends less than this share of it ...
 SATURATION_BUDGET_USED = 0.9
@@ -58,6 +59,8 @@ TRAFFIC_NAMES = ("mixed", "feed", "search")
 MAX_BUDGETS = 200
 MAX_DAYS = 10_000
 MAX_BUDGET = 1e9
+#: Largest spec file read (a spec is a few hundred bytes).
+MAX_SPEC_BYTES = 1_000_000
 DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
 _SPEC_FIELDS = ("budgets", "budget_range", "constraint", "target", "targets", "category",
                 "traffic", "strategies", "days", "seed", "env_id")
@@ -123,7 +126,7 @@ def _number(name: str, value, low: float, high: float, *, low_open: bool = True)
     if not (ok and value <= high):
         bracket = "(" if low_open else "["
         raise ValueError(f"spec field {name!r} must be a number in {bracket}{low:g}, {high:g}], "
-                         f"got {value!r}")
+                         f"got {short_repr(value)}")
     return float(value)
 
 
@@ -131,7 +134,7 @@ def _integer(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
             low <= value <= high):
         raise ValueError(f"spec field {name!r} must be an integer in [{low}, {high}], "
-                         f"got {value!r}")
+                         f"got {short_repr(value)}")
     return int(value)
 
 
@@ -145,7 +148,7 @@ def _budgets(spec: Mapping) -> tuple:
             rng = dict(zip(("start", "stop", "num"), rng))
         if not isinstance(rng, Mapping) or set(rng) != {"start", "stop", "num"}:
             raise ValueError("spec field 'budget_range' must be {start, stop, num} (or a list "
-                             f"[start, stop, num]), got {rng!r}")
+                             f"[start, stop, num]), got {short_repr(rng)}")
         start = _number("budget_range.start", rng["start"], 0, MAX_BUDGET)
         stop = _number("budget_range.stop", rng["stop"], 0, MAX_BUDGET)
         num = _integer("budget_range.num", rng["num"], 1, MAX_BUDGETS)
@@ -160,10 +163,10 @@ def _budgets(spec: Mapping) -> tuple:
     if isinstance(budgets, str) or not isinstance(budgets, Sequence) or not (
             1 <= len(budgets) <= MAX_BUDGETS):
         raise ValueError(f"spec field 'budgets' must be a list of 1-{MAX_BUDGETS} numbers in "
-                         f"(0, {MAX_BUDGET:g}], got {budgets!r}")
+                         f"(0, {MAX_BUDGET:g}], got {short_repr(budgets)}")
     values = [_number(f"budgets[{i}]", b, 0, MAX_BUDGET) for i, b in enumerate(budgets)]
     if len(set(values)) != len(values):
-        raise ValueError(f"spec field 'budgets' has duplicates: {values}")
+        raise ValueError(f"spec field 'budgets' has duplicates: {short_repr(values)}")
     return tuple(sorted(values))
 
 
@@ -171,20 +174,21 @@ def _traffic(value):
     if isinstance(value, str):
         if value not in TRAFFIC_NAMES:
             raise ValueError(f"spec field 'traffic' must be one of {TRAFFIC_NAMES} or a mapping "
-                             f"{{feed: share, search: share}}, got {value!r}")
+                             f"{{feed: share, search: share}}, got {short_repr(value)}")
         return value
     if isinstance(value, Mapping):
         unknown = set(value) - {"feed", "search"}
         if unknown or not value:
             raise ValueError("spec field 'traffic' as a mapping takes shares for 'feed' and "
-                             f"'search' only, got keys {sorted(map(str, value))}")
+                             f"'search' only, got keys {short_repr(sorted(map(str, value)))}")
         shares = {k: _number(f"traffic.{k}", v, 0, 1e9, low_open=False)
                   for k, v in value.items()}
         if sum(shares.values()) <= 0:
-            raise ValueError(f"spec field 'traffic' needs a share > 0, got {dict(value)}")
+            raise ValueError(f"spec field 'traffic' needs a share > 0, got "
+                             f"{short_repr(dict(value))}")
         return {k: shares[k] for k in ("feed", "search") if k in shares}
     raise ValueError(f"spec field 'traffic' must be one of {TRAFFIC_NAMES} or a mapping "
-                     f"{{feed: share, search: share}}, got {value!r}")
+                     f"{{feed: share, search: share}}, got {short_repr(value)}")
 
 
 def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetSpec:
@@ -215,14 +219,18 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
             data.pop("target", None)
             data.pop("targets", None)
         data[key] = value
+    # Before anything walks or quotes the values: a few hundred bytes of YAML aliases expand
+    # to hundreds of millions of items.
+    check_size(data, "budget spec")
     unknown = sorted(set(map(str, data)) - set(_SPEC_FIELDS))
     if unknown:
-        raise ValueError(f"unknown spec field(s) {unknown}; allowed: {', '.join(_SPEC_FIELDS)}")
+        raise ValueError(f"unknown spec field(s) {short_repr(unknown)}; allowed: "
+                         f"{', '.join(_SPEC_FIELDS)}")
     budgets = _budgets(data)
     constraint = data.get("constraint", "cpa")
-    if constraint not in DEFAULT_TARGETS:
+    if not isinstance(constraint, str) or constraint not in DEFAULT_TARGETS:
         raise ValueError(f"spec field 'constraint' must be one of {tuple(DEFAULT_TARGETS)}, "
-                         f"got {constraint!r}")
+                         f"got {short_repr(constraint)}")
     if "target" in data and "targets" in data:
         raise ValueError("spec takes 'target' or 'targets', not both")
     targets = data.get("targets", data.get("target", DEFAULT_TARGETS[constraint]))
@@ -230,7 +238,8 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
     if not isinstance(targets, Sequence) or isinstance(targets, str):
         targets = [targets]
     if not 1 <= len(targets) <= 20:
-        raise ValueError(f"spec field {name!r} must hold 1-20 numbers > 0, got {targets!r}")
+        raise ValueError(f"spec field {name!r} must hold 1-20 numbers > 0, got "
+                         f"{short_repr(targets)}")
     targets = tuple(dict.fromkeys(_number(name, t, 0, 1e9) for t in targets))
     category = _integer("category", data.get("category", 3), 0, N_CATEGORIES - 1)
     strategies = data.get("strategies", ("pid_cpa", "online_lp"))
@@ -240,13 +249,13 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
             isinstance(s, str) and s for s in strategies):
         raise ValueError("spec field 'strategies' must be a non-empty list of agent names "
                          f"({', '.join(agents.available())}) or name:checkpoint, "
-                         f"got {strategies!r}")
+                         f"got {short_repr(strategies)}")
     strategies = tuple(dict.fromkeys(strategies))
     for s in strategies:
         try:
             agents.from_spec(s)
         except (ValueError, OSError) as exc:
-            raise ValueError(f"spec field 'strategies': {exc}") from None
+            raise ValueError(f"spec field 'strategies': {clip(str(exc), 300)}") from None
     days = _integer("days", data.get("days", 5), 1, MAX_DAYS)
     seed = _integer("seed", data.get("seed", 0), 0, 2**31 - 1)
     env_id = data.get("env_id", BudgetSpec.env_id)
@@ -254,10 +263,10 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
 
     import bidenv  # noqa: F401  (registers the environments)
 
-    if env_id not in registry:
+    if not isinstance(env_id, str) or env_id not in registry:
         ids = sorted(k for k in registry if k.startswith("bidenv/"))
         raise ValueError(f"spec field 'env_id' must be a registered environment ({', '.join(ids)}"
-                         f"), got {env_id!r}")
+                         f"), got {short_repr(env_id)}")
     return BudgetSpec(budgets=budgets, constraint=constraint, targets=targets, category=category,
                       traffic=_traffic(data.get("traffic", "mixed")), strategies=strategies,
                       days=days, seed=seed, env_id=env_id)
@@ -266,35 +275,53 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
 def load_spec(path) -> BudgetSpec:
     """Read and validate a spec from a JSON file, or YAML (``.yaml``/``.yml``, needs PyYAML).
 
-    YAML is parsed with ``yaml.safe_load`` (plain data only, no Python objects).
+    YAML is parsed with ``yaml.safe_load`` (plain data only, no Python objects). A file over
+    :data:`MAX_SPEC_BYTES`, nested too deeply or holding more values than any spec needs (a
+    few hundred bytes of nested YAML aliases expand to millions; see
+    :func:`bidenv.validation.check_size`) is refused before its values are read.
 
     Raises:
-        ValueError: for a missing or unparsable file or an invalid spec.
+        ValueError: for a missing, unparsable or absurdly large file or an invalid spec; the
+            message is one short line.
     """
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"spec file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:  # pragma: no cover - PyYAML is common but optional
-            raise ValueError(f"reading {path.name} needs PyYAML (pip install pyyaml); or write "
-                             "the spec as JSON") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"spec file {path.name} is not valid YAML: {exc}") from None
-    elif path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"spec file {path.name} is not valid JSON: {exc}") from None
-    else:
-        raise ValueError(f"spec file must end in .json, .yaml or .yml, got {path.name!r}")
+    size = path.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise ValueError(f"spec file {path.name} is {size:,} bytes; a spec is at most "
+                         f"{MAX_SPEC_BYTES:,}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"spec file {path.name} is not UTF-8 text") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:  # pragma: no cover - PyYAML is common but optional
+                raise ValueError(f"reading {path.name} needs PyYAML (pip install pyyaml); or "
+                                 "write the spec as JSON") from None
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"spec file {path.name} is not valid YAML: "
+                                 f"{clip(' '.join(str(exc).split()), 200)}") from None
+        elif suffix == ".json":
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"spec file {path.name} is not valid JSON: {exc}") from None
+        else:
+            raise ValueError(f"spec file must end in .json, .yaml or .yml, got "
+                             f"{short_repr(path.name)}")
+    except RecursionError:
+        raise ValueError(f"spec file {path.name} is nested too deeply") from None
     if not isinstance(data, Mapping):
         raise ValueError(f"spec file {path.name} must hold a mapping of fields, got "
                          f"{type(data).__name__}")
+    check_size(data, f"spec file {path.name}")
     return parse_spec(data)
 
 

@@ -97,9 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--learning-rate", type=float, default=3e-4)
     t.add_argument("--data", help="offline agents: dataset (.parquet) from bidenv collect")
     t.add_argument("--steps", type=_positive_int, default=3000,
-                   help="offline agents: gradient steps")
+                   help="offline agents: gradient steps in all (with --resume: the step to "
+                   "train up to, not steps to add)")
     t.add_argument("--resume", action="store_true",
-                   help="offline agents: continue from OUT/checkpoint (same data and config)")
+                   help="offline agents: continue from OUT/checkpoint up to --steps in all, "
+                   "identical to an uninterrupted run; refused if --data (content), --set or "
+                   "--seed differ from the checkpoint's, or if it already reached --steps")
     t.add_argument("--eval-every", type=int, default=0,
                    help="offline agents: evaluate in the simulator every N steps (0: never)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

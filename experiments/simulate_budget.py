@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from bidenv.validation import short_repr
+
 #: Files the command writes (figures depend on the constraint; see :func:`output_files`).
 TABLES = ("budget_simulation.csv", "days.csv", "recommendation.csv", "spec.json")
 
@@ -65,7 +67,7 @@ def _numbers(flag: str, text: str) -> list[float]:
     except ValueError:
         values = []
     if not values:
-        raise ValueError(f"{flag} must be comma-separated numbers, got {text!r}")
+        raise ValueError(f"{flag} must be comma-separated numbers, got {short_repr(text)}")
     return values
 
 
@@ -83,9 +85,10 @@ def fields_from_args(args) -> dict:
             start, stop, num = float(parts[0]), float(parts[1]), int(parts[2])
         except (ValueError, IndexError):
             raise ValueError(f"--budget-range must be START:STOP:NUM like 1000:8000:8, got "
-                             f"{args.budget_range!r}") from None
+                             f"{short_repr(args.budget_range)}") from None
         if len(parts) != 3:
-            raise ValueError(f"--budget-range must be START:STOP:NUM, got {args.budget_range!r}")
+            raise ValueError(f"--budget-range must be START:STOP:NUM, got "
+                             f"{short_repr(args.budget_range)}")
         fields["budget_range"] = {"start": start, "stop": stop, "num": num}
     if args.target is not None:
         fields["targets"] = _numbers("--target", args.target)
@@ -98,7 +101,7 @@ def fields_from_args(args) -> dict:
                     shares[key.strip()] = float(value)
                 except ValueError:
                     raise ValueError(f"--traffic shares must look like feed=0.7,search=0.3, got "
-                                     f"{args.traffic!r}") from None
+                                     f"{short_repr(args.traffic)}") from None
             fields["traffic"] = shares
         else:
             fields["traffic"] = args.traffic

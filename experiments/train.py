@@ -51,7 +51,14 @@ def training_evaluator(out, *, env_id: str = "bidenv/AutoBiddingLite-v0", episod
 def run_train_offline(name: str, *, data, steps: int, seed: int, out, resume: bool = False,
                       eval_every: int = 0, eval_env: str = "bidenv/AutoBiddingLite-v0",
                       overrides=None, progress: bool = True):
-    """Build agent ``name`` (config fields from ``overrides``), fit it, save it to ``out``."""
+    """Build agent ``name`` (config fields from ``overrides``), fit it, save it to ``out``.
+
+    ``steps`` is the total: with ``resume`` training continues from ``out/checkpoint`` up to
+    step ``steps`` and the message says how many steps this run trained. A resume on other
+    data (``--data``), config (``--set``) or seed (``--seed``), or whose checkpoint already
+    reached ``--steps``, is refused with a one-line ``ValueError`` (see
+    :func:`agents.common.fit`).
+    """
     import dataclasses
 
     import agents
@@ -77,7 +84,11 @@ def run_train_offline(name: str, *, data, steps: int, seed: int, out, resume: bo
         raise ValueError("--eval-every needs --out (the snapshot evaluated is saved there)")
     fit(agent, data, steps=steps, seed=seed, out=out, resume=resume, eval_every=eval_every,
         evaluate=evaluate, progress=progress)
-    print(f"trained {name} for {steps} steps in {time.perf_counter() - start:.0f} s; wrote "
+    info = getattr(agent, "train_info", {})
+    trained, first = info.get("trained_steps", steps), info.get("start_step", 0)
+    done = (f"for {trained} steps" if not first else
+            f"for {trained} more steps (resumed at step {first}, now at step {steps})")
+    print(f"trained {name} {done} in {time.perf_counter() - start:.0f} s; wrote "
           f"{out}/config.json, weights.pt, train.json, TensorBoard logs in {out}/tb; evaluate "
           f"it as {name}:{out}")
     return agent

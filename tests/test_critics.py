@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from agents.common import expectile_loss, score_unit
+from agents.common import expectile_loss
 from agents.critics import QVCritic, TwinQ, episode_scales, transition_tensors
 from bidenv.offline import Normalizer, Trajectories
+from bidenv.scoring import score_unit
 from experiments.collect import collect
 
 torch.set_num_threads(1)
@@ -129,14 +130,14 @@ def test_transition_rewards_are_score_increments_over_score_unit():
     norm = Normalizer.fit(traj.obs[traj.mask])
     data = transition_tensors(traj, norm, reward_scale="campaign", expected=True,
                               multiplier=2.0)
-    assert len(data["rewards"]) == int(traj.lengths.sum())
-    per_episode = np.bincount(data["episode"].numpy(), weights=data["rewards"].numpy())
+    assert len(data.rewards) == int(traj.lengths.sum())
+    per_episode = np.bincount(data.episode.numpy(), weights=data.rewards.numpy())
     units = np.array([score_unit(c) for c in traj.campaigns])
     # The increments telescope to the final expected score.
     assert per_episode == pytest.approx(2.0 * traj.final_scores(expected=True) / units,
                                         rel=1e-4, abs=1e-6)
-    assert data["dones"].sum().item() == 3
+    assert data.dones.sum().item() == 3
     raw = transition_tensors(traj, norm, reward_scale=0.5, expected=False)
-    per_episode = np.bincount(raw["episode"].numpy(), weights=raw["rewards"].numpy())
+    per_episode = np.bincount(raw.episode.numpy(), weights=raw.rewards.numpy())
     assert per_episode == pytest.approx(0.5 * traj.final_scores(), rel=1e-4, abs=1e-6)
-    assert not math.isnan(data["obs"].abs().max().item())
+    assert not math.isnan(data.obs.abs().max().item())

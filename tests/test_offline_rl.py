@@ -8,10 +8,11 @@ import torch
 
 import agents
 from agents.bc import BCAgent
-from agents.common import fit, score_unit
+from agents.common import fit
 from agents.cql import CQLAgent, cql_penalty
 from agents.iql import IQLAgent
 from bidenv.offline import Trajectories
+from bidenv.scoring import score_unit
 from experiments.collect import collect
 
 torch.set_num_threads(1)
@@ -98,8 +99,8 @@ def test_bc_top_fraction_keeps_the_best_normalised_days(frame):
     norm = [row.expected_score / score_unit(c) for row, c in
             zip(last.itertuples(), traj.campaigns)]
     best = np.argsort(norm)[-2:]
-    assert len(agent.data["obs"]) == int(traj.lengths[best].sum())
-    assert np.isclose(agent.data["actions"].sum().item(),
+    assert len(agent.data.obs) == int(traj.lengths[best].sum())
+    assert np.isclose(agent.data.actions.sum().item(),
                       frame[frame["episode"].isin(traj.episodes[best])]["action"].sum(),
                       rtol=1e-5)
 
@@ -128,7 +129,7 @@ def test_cql_pushes_down_out_of_distribution_actions(frame):
     def gap(alpha_cql):
         agent = fit(CQLAgent(hidden=(32, 32), batch_size=64, lr=1e-3, alpha_cql=alpha_cql,
                              n_samples=4), const, steps=300, seed=0, progress=False, log=False)
-        obs = agent.data["obs"][::10]
+        obs = agent.data.obs[::10]
         q = agent.nets["q"](obs, torch.tensor([0.3, -0.9, 0.9]).expand(len(obs), 3))
         q = q.min(dim=0).values
         return (q[:, 0] - q[:, 1:].max(dim=1).values).mean().item()
