@@ -19,7 +19,7 @@ How the log maps onto a trajectory:
 * an opportunity costs ``cost`` and converts (``conversionAction``) only when exposed
   (``isExposed``), as in the benchmark's own data generators; a win is ``xi``;
 * the observation features are those of :data:`bidenv.env.FEATURE_NAMES` with the
-  definitions and units of ``AutoBiddingEnv._observe``: history means are means over the
+  definitions and units of ``bidenv.day.MarketDay.observe``: history means are means over the
   past ticks of per-tick means (bid and least winning cost in units of
   :data:`~bidenv.env.PRICE_UNIT`, pValue in units of :data:`~bidenv.env.PVALUE_UNIT`),
   conversions are counts per tick, the win rate is wins per opportunity, opportunity counts

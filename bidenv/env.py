@@ -8,15 +8,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from bidenv.auction import MECHANISMS, run_auction
-from bidenv.campaign import (
-    Campaign,
-    CampaignArrays,
-    budget_scale,
-    draw_agent_campaign,
-    draw_competitor_campaigns,
-)
+from bidenv import scoring
+from bidenv.auction import MECHANISMS
+from bidenv.campaign import Campaign, budget_scale, draw_agent_campaign, draw_competitor_campaigns
 from bidenv.competitors import HeuristicCompetitors
+from bidenv.day import MarketDay, TickStats
 from bidenv.features import (  # noqa: F401  (re-exported: bidenv.env.FEATURE_NAMES, ...)
     BIG,
     FEATURE_INDEX,
@@ -25,13 +21,11 @@ from bidenv.features import (  # noqa: F401  (re-exported: bidenv.env.FEATURE_NA
     PRICE_UNIT,
     PVALUE_UNIT,
 )
-from bidenv.market import clear_with_budgets
-from bidenv.scoring import campaign_score, constraint_ratio, ratio
+from bidenv.scoring import campaign_score, ratio
 from bidenv.traffic import SlotSettings, make_traffic
 
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
 REWARD_MODES = ("score", "expected_score", "conversions")
-_F = FEATURE_INDEX
 
 
 def _feature_table() -> str:
@@ -202,29 +196,28 @@ class AutoBiddingEnv(gym.Env):
             HeuristicCompetitors(max_alpha=max_alpha))
         self.record = bool(record)
         self.max_alpha = float(max_alpha)
-        self._log_max = math.log(self.max_alpha)
         self.feature_names = list(FEATURE_NAMES)
         low = np.array([f[2] for f in FEATURES], np.float32)
         high = np.array([f[3] for f in FEATURES], np.float32)
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
-        self._obs_low, self._obs_high = low.astype(np.float64), high.astype(np.float64)
         self.action_space = spaces.Box(-1.0, 1.0, (1,), dtype=np.float32)
-        self.traffic = None
+        #: The episode's market (:class:`bidenv.day.MarketDay`); None before ``reset``.
+        self.day: MarketDay | None = None
         self.recording = None
-        self._bid_buffer = np.empty((0, 0), np.float32)  # reused across ticks
 
     # -- action bijection ---------------------------------------------------------------------
     def action_to_alpha(self, action):
-        """Bid multiplier for an action: ``alpha = max_alpha ** clip(a, -1, 1)``."""
-        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
-        return np.exp(a * self._log_max)
+        """Bid multiplier for an action: ``alpha = max_alpha ** clip(a, -1, 1)``, same shape.
+
+        :func:`bidenv.scoring.action_to_alpha` with this env's ``max_alpha``, elementwise.
+        """
+        alpha = np.reshape(scoring.action_to_alpha(action, self.max_alpha), np.shape(action))
+        return alpha[()]
 
     def alpha_to_action(self, alpha):
-        """Inverse of :meth:`action_to_alpha` on ``[1/max_alpha, max_alpha]``."""
-        alpha = np.asarray(alpha, dtype=np.float64)
-        if np.any(~(alpha > 0)):
-            raise ValueError(f"alpha must be > 0, got {alpha}")
-        return np.clip(np.log(alpha) / self._log_max, -1.0, 1.0).astype(np.float32)
+        """Inverse of :meth:`action_to_alpha` on ``[1/max_alpha, max_alpha]``, same shape."""
+        action = np.reshape(scoring.alpha_to_action(alpha, self.max_alpha), np.shape(alpha))
+        return action[()]
 
     def last_tick_opportunities(self) -> dict:
         """The agent's view of each opportunity of the tick just played that it could enter.
@@ -235,8 +228,32 @@ class AutoBiddingEnv(gym.Env):
             of the last slot where the agent won one, else the bid it needed). Empty after
             ``reset``.
         """
-        pvalue, lwc = self._tick_opportunities
+        pvalue, lwc = self.day.tick_opportunities
         return {"pvalue": pvalue, "least_winning_cost": lwc}
+
+    # -- the day's state, read from :attr:`day` ------------------------------------------------
+    @property
+    def traffic(self):
+        """The traffic source bound to this episode's advertisers (None before ``reset``)."""
+        return None if self.day is None else self.day.traffic
+
+    batch = property(lambda self: self.day.batch, doc="This tick's opportunities (None: over).")
+    tick = property(lambda self: self.day.tick, doc="Ticks played so far.")
+    k = property(lambda self: self.day.k, doc="Advertisers of the day (the agent is 0).")
+    campaigns = property(lambda self: self.day.campaigns, doc="The day's campaigns, agent's first.")
+    c = property(lambda self: self.day.c, doc="The day's campaigns as arrays (CampaignArrays).")
+    spent = property(lambda self: self.day.spent, doc="(k,) money spent so far.")
+    conv = property(lambda self: self.day.conv, doc="(k,) conversions so far.")
+    value = property(lambda self: self.day.value, doc="(k,) sales value so far.")
+    exp_conv = property(lambda self: self.day.exp_conv, doc="(k,) expected conversions so far.")
+    exp_value = property(lambda self: self.day.exp_value, doc="(k,) expected value so far.")
+    exp_cost = property(lambda self: self.day.exp_cost, doc="(k,) expected cost so far.")
+    exhausted = property(lambda self: self.day.exhausted, doc="(k,) out of the day (budget).")
+    agent_cost_by_source = property(lambda self: self.day.agent_cost_by_source,
+                                    doc="The agent's spend so far by traffic source id.")
+    obs_all = property(lambda self: self.day.obs_all, doc="(k, features) every observation.")
+    _elapsed = property(lambda self: self.day.elapsed,
+                        doc="Expected share of the day's opportunities past at each tick.")
 
     # -- episode ------------------------------------------------------------------------------
     def reset(self, *, seed=None, options=None):
@@ -257,86 +274,48 @@ class AutoBiddingEnv(gym.Env):
         # day's traffic and the exposure/outcome draws of each opportunity are the same
         # whatever the agent does (common random numbers across agents for one seed).
         streams = [np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=5)]
-        self._rng_traffic, self._rng_exposure, self._rng_outcome = streams[:3]
-        self._rng_ties, rng_competitors = streams[3:]
-        self.campaigns = [campaign] + competitors
-        c = CampaignArrays.from_campaigns(self.campaigns)
-        self.c = c
-        k = len(c)
-        self.k = k
-        self.traffic = self.traffic_source.bind(
-            c, n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
-            rng=self._rng_traffic)
-        # Features use the prior (unperturbed) curve: the day's perturbation is not known
-        # in advance.
-        expected = self.traffic.prior_volume()
-        self._elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / max(expected.sum(), 1e-12)
-        self._per_tick = max(expected.sum() / self.n_ticks, 1e-12)
+        rng_traffic, rng_exposure, rng_outcome, rng_ties, rng_competitors = streams
+        self.day = MarketDay(
+            [campaign] + competitors, self.traffic_source, rng_traffic=rng_traffic,
+            rng_exposure=rng_exposure, rng_outcome=rng_outcome, rng_ties=rng_ties,
+            n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
+            slot_settings=self.slot_settings, mechanism=self.mechanism,
+            reserve_price=self.reserve_price)
         self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names,
                                      rng_competitors)
-        self._min_price = max(self.reserve_price, 1e-9)
-        # Bid scale per advertiser (money per predicted conversion at alpha = 1).
-        self._scale = np.where(c.is_roi, 1.0 / np.where(c.is_roi, c.target_roi, 1.0),
-                               c.target_cpa)
-        zeros = lambda: np.zeros(k)  # noqa: E731
-        self.spent, self.conv, self.value = zeros(), zeros(), zeros()
-        # Advertisers that could not afford a purchase are out for the rest of the day.
-        self.exhausted = np.zeros(k, bool)
-        self.exp_conv, self.exp_value, self.exp_cost = zeros(), zeros(), zeros()
-        # The agent's spend by traffic source (index = source id: 0 feed, 1 search).
-        self.agent_cost_by_source = np.zeros(2)
-        # Per-tick history (n_ticks, k): bid, lwc, pvalue means, conversions, win rate, volume.
-        self.hist = np.zeros((6, self.n_ticks, k))
-        self.tick = 0
         self.score = 0.0
         self.expected_score = 0.0
-        self._last_info = None
         self.recording = [] if self.record else None
-        self._tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
-        self.batch = self.traffic.sample(0, self._rng_traffic)
-        self.obs_all = self._observe()
-        info = self._info(np.zeros((8, k)), 1.0)
-        return self.obs_all[0].copy(), info
+        info = self._info(TickStats.zeros(self.day.k), 1.0)
+        return self.day.obs_all[0].copy(), info
 
     def step(self, action):
-        if self.traffic is None:
+        if self.day is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64).reshape(-1)
         if a.size != 1 or not np.all(np.isfinite(a)):
             raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
         if self._done:
             raise RuntimeError("the episode has ended; call reset()")
-        actions = np.empty(self.k)
-        actions[0] = np.clip(a[0], -1.0, 1.0)
-        if self.k > 1:
-            comp = np.asarray(self.competitor_policy.act(self.obs_all[1:]), dtype=np.float64)
-            if comp.shape != (self.k - 1,) or not np.all(np.isfinite(comp)):
-                raise ValueError("competitor policy must return one finite action per competitor")
-            actions[1:] = np.clip(comp, -1.0, 1.0)
-        alpha = np.exp(actions * self._log_max)
-        tick_stats = self._simulate_tick(self.batch, alpha)
+        day = self.day
+        alpha = self._alphas(a[0], day.obs_all)
+        tick_stats = day.play_tick(alpha, self._auction_hook())
         prev_score, prev_expected = self.score, self.expected_score
-        self.tick += 1
-        self.score = self._agent_score(self.conv[0], self.value[0], self.spent[0])
-        self.expected_score = self._agent_score(self.exp_conv[0], self.exp_value[0],
-                                                self.exp_cost[0])
+        self.score = self._agent_score(day.conv[0], day.value[0], day.spent[0])
+        self.expected_score = self._agent_score(day.exp_conv[0], day.exp_value[0],
+                                                day.exp_cost[0])
         if self.reward_mode == "score":
             reward = self.score - prev_score
         elif self.reward_mode == "expected_score":
             reward = self.expected_score - prev_expected
         else:
-            reward = tick_stats[4 if self.c.is_roi[0] else 3, 0]
-        terminated = bool(self.tick >= self.n_ticks or self.exhausted[0]
-                          or self.c.budget[0] - self.spent[0] < self._min_price)
-        if not terminated:
-            self.batch = self.traffic.sample(self.tick, self._rng_traffic)
-        else:
-            self.batch = None
-        self.obs_all = self._observe()
+            gain = tick_stats.value if day.c.is_roi[0] else tick_stats.conversions
+            reward = gain[0]
+        terminated = day.agent_done
         info = self._info(tick_stats, float(alpha[0]))
-        if terminated and self.recording is not None and self.tick < self.n_ticks:
-            self._record_rest_of_day()
-        return self.obs_all[0].copy(), float(reward), bool(terminated), False, info
+        if terminated and self.recording is not None and day.tick < self.n_ticks:
+            day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
+        return day.obs_all[0].copy(), float(reward), bool(terminated), False, info
 
     def record_day_without_agent(self) -> None:
         """Record the whole day just reset with the agent out of the market.
@@ -349,239 +328,56 @@ class AutoBiddingEnv(gym.Env):
         """
         if self.recording is None:
             raise RuntimeError("record_day_without_agent needs an env made with record=True")
-        if self.traffic is None or self.tick != 0 or self._done:
+        if self.day is None or self.day.tick != 0 or self._done:
             raise RuntimeError("record_day_without_agent needs a freshly reset episode")
-        self._record_rest_of_day()
-        self.tick = self.n_ticks
-
-    def _record_rest_of_day(self) -> None:
-        """Play the ticks left after the agent's early end, with the agent out of the market.
-
-        Only with ``record=True``: the hindsight oracle then sees the whole day (the
-        opportunities the agent could have bought had it paced differently), with the
-        competitors bidding as they would without it. The agent's totals, the last tick's
-        opportunities and the episode's state as returned are left as they were.
-        """
-        saved = (self.tick, self.obs_all, self._tick_opportunities, self._cur_count,
-                 self._cur_pvalue_mean)
-        self.exhausted[0] = True
-        for t in range(saved[0], self.n_ticks):
-            self.tick = t
-            if t > saved[0] or self.batch is None:  # the current tick may be drawn already
-                self.batch = self.traffic.sample(t, self._rng_traffic)
-                self.obs_all = self._observe()
-            actions = np.zeros(self.k)
-            if self.k > 1:
-                actions[1:] = np.clip(np.asarray(self.competitor_policy.act(self.obs_all[1:]),
-                                                 dtype=np.float64), -1.0, 1.0)
-            self._simulate_tick(self.batch, np.exp(actions * self._log_max))
-        self.batch = None
-        (self.tick, self.obs_all, self._tick_opportunities, self._cur_count,
-         self._cur_pvalue_mean) = saved
+        self.day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
+        self.day.tick = self.n_ticks
 
     @property
     def _done(self) -> bool:
-        return self.batch is None
+        return self.day.agent_done
 
-    # -- the market ---------------------------------------------------------------------------
-    def _slot_rows(self, batch):
-        """Per-row slot counts (int or (n,) array) and marginal exposures ((K,) or (n, K))."""
-        table = {s: (st or self.slot_settings) for s, st in batch.slots.items()}
-        settings = set(table.values()) or {self.slot_settings}
-        if len(settings) == 1:
-            st = settings.pop()
-            return st.n_slots, st.marginal_exposure, st.n_slots
-        K = max(st.n_slots for st in table.values())
-        n_slots = np.zeros(batch.n, np.int64)
-        exposure = np.zeros((batch.n, K))
-        for src, st in table.items():
-            rows = batch.source == src
-            n_slots[rows] = st.n_slots
-            exposure[rows, :st.n_slots] = st.marginal_exposure
-        # The auction reports as many slot columns as the largest count present in the tick.
-        K = int(n_slots.max()) if batch.n else 1
-        return n_slots, np.ascontiguousarray(exposure[:, :K]), K
+    def _alphas(self, agent_action: float, obs_all: np.ndarray) -> np.ndarray:
+        """(k,) bid multipliers of the tick: the agent's action, the competitors' policy's."""
+        k = self.day.k
+        actions = np.empty(k)
+        actions[0] = np.clip(agent_action, -1.0, 1.0)
+        if k > 1:
+            comp = np.asarray(self.competitor_policy.act(obs_all[1:]), dtype=np.float64)
+            if comp.shape != (k - 1,) or not np.all(np.isfinite(comp)):
+                raise ValueError("competitor policy must return one finite action per competitor")
+            actions[1:] = np.clip(comp, -1.0, 1.0)
+        return self.action_to_alpha(actions)
 
-    def _simulate_tick(self, batch, alpha):
-        """Run one tick's auctions; returns per-advertiser stats (8, k)."""
-        k, n = self.k, batch.n
-        budget_left = self.c.budget - self.spent
-        active = (budget_left >= self._min_price) & ~self.exhausted
-        coef = alpha * self._scale * active
-        vcol = batch.value_per_advertiser
-        roi = self.c.is_roi
-        if vcol is not None:
-            coef = np.where(roi, coef * vcol, coef)
-        if self._bid_buffer.shape[0] < n or self._bid_buffer.shape[1] != k:
-            self._bid_buffer = np.empty((max(n, 2 * self._bid_buffer.shape[0]), k), np.float32)
-        bids = np.multiply(batch.pvalue, coef.astype(np.float32)[None, :],
-                           out=self._bid_buffer[:n])
-        if vcol is None and roi.any():
-            bids[:, roi] *= batch.conversion_value[:, roi]
-        n_slots, exposure, K = self._slot_rows(batch)
-        # A zero bid never enters, so sources with pValue 0 where ineligible need no mask.
-        eligible = None if batch.pvalue_zero_when_ineligible else batch.eligible_mask
-        # Cascade: one uniform per opportunity decides how deep down the page ads are shown
-        # (slot j is shown iff u < marginal exposure of j, so a lower slot never shows alone).
-        depth_u = self._rng_exposure.random(n)
-        marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
-        shown = depth_u[:, None] < marginal
-        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=self._rng_ties,
-                                 reserve=self.reserve_price, mechanism=self.mechanism,
-                                 exposure=exposure, eligible=eligible, dropped=self.exhausted)
-        # Flat indices of the slots won (row-major, so arrival order is kept).
-        K_res = res.winners.shape[1]
-        flat = np.flatnonzero(res.winners >= 0)
-        rows = flat // K_res
-        adv = res.winners.ravel()[flat]
-        price = res.prices.ravel()[flat]
-        is_shown = shown.ravel()[flat]
-        m = (marginal[:, :K_res].ravel()[flat] if np.ndim(exposure) == 2
-             else np.asarray(exposure)[flat % K_res])
-        p_conv = batch.p_conversion_at(rows, adv)
-        cv = batch.conversion_value_at(rows, adv)
-        # One uniform per exposure: a conversion implies a click (p_conv <= click rate).
-        u = self._rng_outcome.random(shown.shape).ravel()[flat]  # one per (opportunity, slot)
-        click_p = np.maximum(batch.click_rate[rows], p_conv)
-        clicked = is_shown & (u < click_p)
-        converted = is_shown & (u < p_conv)
-        bc = lambda w=None: np.bincount(adv, weights=w, minlength=k)  # noqa: E731
-        cost = bc(np.where(is_shown, price, 0.0))
-        stats = np.empty((8, k))
-        stats[0] = bc()  # wins (slots allocated)
-        stats[1] = bc(is_shown.astype(np.float64))  # exposures
-        stats[2] = bc(clicked.astype(np.float64))  # clicks
-        stats[3] = bc(converted.astype(np.float64))  # conversions
-        stats[4] = bc(np.where(converted, cv, 0.0))  # value
-        stats[5] = cost
-        stats[6] = bc(m * p_conv)  # expected conversions
-        stats[7] = self._cur_count  # opportunities each advertiser could enter
-        exp_cost = bc(m * price)
-        exp_value = bc(m * p_conv * cv)
-        self.spent += cost
-        self.conv += stats[3]
-        self.value += stats[4]
-        self.exp_conv += stats[6]
-        self.exp_value += exp_value
-        self.exp_cost += exp_cost
-        mine = (adv == 0) & is_shown
-        by_source = np.bincount(batch.source[rows[mine]], weights=price[mine], minlength=2)
-        if len(by_source) > len(self.agent_cost_by_source):  # sources with ids > 1
-            self.agent_cost_by_source = np.pad(
-                self.agent_cost_by_source, (0, len(by_source) - len(self.agent_cost_by_source)))
-        self.agent_cost_by_source[:len(by_source)] += by_source
-        # Least winning cost seen by each advertiser: the bid it needed for the last slot,
-        # i.e. max(reserve, K_r-th entering bid) unless it won, then the clearing price.
-        lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)
-        lwc_lose = np.maximum(np.where(np.isfinite(lwc_lose), lwc_lose, 0.0), self.reserve_price)
-        gap = lwc_lose[rows] - res.least_winning_cost[rows]
-        lwc_sum = batch.eligible_sum(lwc_lose) - bc(gap)
-        opp = np.maximum(stats[7], 1.0)
-        t = self.tick
-        self.hist[0, t] = coef * self._cur_pvalue_mean  # mean bid (per-advertiser value scale)
-        self.hist[1, t] = lwc_sum / opp
-        self.hist[2, t] = self._cur_pvalue_mean
-        self.hist[3, t] = stats[3]
-        self.hist[4, t] = stats[0] / opp
-        self.hist[5, t] = stats[7]
-        # The agent's own view of each opportunity it could enter: predicted value and the
-        # least cost of winning a slot (exposed in info for bidders that learn from them).
-        agent_rows = rows[adv == 0]
-        lwc_agent = lwc_lose.copy()
-        lwc_agent[agent_rows] = res.least_winning_cost[agent_rows]
-        mine = (np.ones(n, bool) if batch.eligible_mask is None else batch.eligible_mask[:, 0])
-        self._tick_opportunities = (batch.pvalue[mine, 0].astype(np.float32),
-                                    lwc_agent[mine].astype(np.float32))
-        if self.recording is not None:
-            self._record(batch, bids, res, n_slots, exposure, eligible, alpha)
-        return stats
+    # -- recording (``record=True``) ----------------------------------------------------------
+    def _auction_hook(self):
+        """What the day calls after each tick's auctions: :meth:`_record` when recording."""
+        return None if self.recording is None else self._record
 
     def _record(self, batch, bids, res, n_slots, exposure, eligible, alpha):
-        """Keep what the hindsight oracle needs: the agent's values and rivals' top bids."""
-        rival = bids.copy()
-        rival[:, 0] = 0.0
-        others = run_auction(rival, n_slots=n_slots, rng=np.random.default_rng(self.tick),
-                             reserve=self.reserve_price,
-                             mechanism=self.mechanism, exposure=exposure, eligible=eligible)
-        n = batch.n
-        rows = np.arange(n)
-        K = res.winners.shape[1]
-        self.recording.append({
-            "tick": self.tick,
-            "pvalue": batch.pvalue[:, 0].copy(),
-            "p_conversion": batch.p_conversion_at(rows, np.zeros(n, np.int64)),
-            "conversion_value": batch.conversion_value_at(rows, np.zeros(n, np.int64)),
-            "eligible": batch.eligible[:, 0].copy(),
-            "rival_bids": others.top_bids[:, :K].astype(np.float64),
-            "n_slots": np.broadcast_to(np.asarray(n_slots), (n,)).copy(),
-            "exposure": np.broadcast_to(exposure, (n, K)).copy(),
-            "source": batch.source.copy(),
-            "alpha": float(alpha[0]),
-            "bid_scale": float(self._scale[0]),
-        })
+        """Keep what the hindsight oracle needs (overridden by market recorders)."""
+        self.recording.append(self.day.oracle_record(batch, bids, res, n_slots, exposure,
+                                                     eligible, alpha))
 
-    # -- observations, score and info -----------------------------------------------------
-    def _observe(self) -> np.ndarray:
-        k, t, c = self.k, self.tick, self.c
-        batch = self.batch
-        if batch is not None and batch.n:
-            count = batch.eligible_counts()
-            self._cur_pvalue_mean = batch.eligible_pvalue_sum() / np.maximum(count, 1.0)
-        else:
-            count = np.zeros(k)
-            self._cur_pvalue_mean = np.zeros(k)
-        self._cur_count = count
-        obs = np.zeros((k, len(FEATURES)), np.float64)
-        obs[:, _F["time_left"]] = (self.n_ticks - t) / self.n_ticks
-        obs[:, _F["budget_left"]] = np.clip(1.0 - self.spent / c.budget, 0.0, 1.0)
-        if t > 0:
-            h = self.hist[:, :t]
-            hist = h.mean(axis=1)
-            last3 = h[:, max(0, t - 3):].mean(axis=1)
-            units = (PRICE_UNIT, PRICE_UNIT, PVALUE_UNIT, 1.0, 1.0, self._per_tick)
-            names = ("bid", "lwc", "pvalue", "conversion", "win_rate", "opportunities")
-            for i, (name, unit) in enumerate(zip(names, units)):
-                suffix = "_mean" if name not in ("win_rate", "opportunities") else ""
-                obs[:, _F[f"hist_{name}{suffix}"]] = hist[i] / unit
-                obs[:, _F[f"last3_{name}{suffix}"]] = last3[i] / unit
-        obs[:, _F["cur_pvalue_mean"]] = self._cur_pvalue_mean / PVALUE_UNIT
-        obs[:, _F["cur_opportunities"]] = count / self._per_tick
-        elapsed = self._elapsed[min(t, self.n_ticks)]
-        obs[:, _F["traffic_elapsed"]] = elapsed
-        obs[:, _F["pace_error"]] = np.clip(self.spent / c.budget - elapsed, -1.0, 1.0)
-        obs[:, _F["constraint_ratio"]] = self._constraint_ratios()
-        obs[:, _F["is_roi"]] = c.is_roi
-        np.clip(obs, self._obs_low, self._obs_high, out=obs)
-        return obs.astype(np.float32)
-
-    def _constraint_ratios(self) -> np.ndarray:
-        c = self.c
-        out = np.zeros(self.k)
-        cpa = ~c.is_roi & ~c.is_budget
-        out[cpa] = constraint_ratio("cpa", self.conv[cpa], 0.0, self.spent[cpa],
-                                    target_cpa=c.target_cpa[cpa])
-        out[c.is_roi] = constraint_ratio("roi", 0.0, self.value[c.is_roi], self.spent[c.is_roi],
-                                         target_roi=c.target_roi[c.is_roi])
-        return out
-
+    # -- score and info -----------------------------------------------------------------------
     def _agent_score(self, conversions, value, cost) -> float:
         camp = self.agent_campaign
         return float(campaign_score(camp.constraint, conversions, value, cost,
                                     target_cpa=camp.target_cpa, target_roi=camp.target_roi,
                                     beta=self.beta))
 
-    def _info(self, stats, alpha: float) -> dict:
-        camp = self.agent_campaign
-        spent, conv, value = float(self.spent[0]), float(self.conv[0]), float(self.value[0])
+    def _info(self, stats: TickStats, alpha: float) -> dict:
+        camp, day = self.agent_campaign, self.day
+        spent, conv, value = float(day.spent[0]), float(day.conv[0]), float(day.value[0])
         return {
-            "tick": self.tick,
-            "cost": float(stats[5, 0]),
-            "conversions": float(stats[3, 0]),
-            "value": float(stats[4, 0]),
-            "opportunities": int(stats[7, 0]),
-            "wins": int(stats[0, 0]),
-            "exposures": int(stats[1, 0]),
-            "clicks": int(stats[2, 0]),
+            "tick": day.tick,
+            "cost": float(stats.cost[0]),
+            "conversions": float(stats.conversions[0]),
+            "value": float(stats.value[0]),
+            "opportunities": int(stats.opportunities[0]),
+            "wins": int(stats.wins[0]),
+            "exposures": int(stats.exposures[0]),
+            "clicks": int(stats.clicks[0]),
             "total_cost": spent,
             "total_conversions": conv,
             "total_value": value,
@@ -591,9 +387,9 @@ class AutoBiddingEnv(gym.Env):
             "roi": ratio(value, spent),
             "score": self.score,
             "alpha": alpha,
-            "expected_conversions": float(self.exp_conv[0]),
-            "expected_value": float(self.exp_value[0]),
-            "expected_cost": float(self.exp_cost[0]),
+            "expected_conversions": float(day.exp_conv[0]),
+            "expected_value": float(day.exp_value[0]),
+            "expected_cost": float(day.exp_cost[0]),
             "expected_score": self.expected_score,
             "constraint": camp.constraint,
             "target": camp.target,

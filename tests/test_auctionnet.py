@@ -31,7 +31,7 @@ def frame(log):
 
 def reference_row(log, period, advertiser, tick, n_ticks=48):
     """The features of one tick by plain loops over the log's rows (independent of pandas
-    groupby and of the cumulative-sum code), following AutoBiddingEnv._observe."""
+    groupby and of the cumulative-sum code), following MarketDay.observe."""
     day = log[(log["deliveryPeriodIndex"] == period) & (log["advertiserNumber"] == advertiser)]
     rows = {t: day[day["timeStepIndex"] == t] for t in range(n_ticks)}
     per_tick = len(day) / n_ticks

@@ -4,8 +4,8 @@
   depth (function-level imports included);
 * ``agents`` never imports ``experiments``;
 * nothing below the environment imports it: the market's parts (auction, market, traffic,
-  campaign, scoring, competitors, features, io) never import ``bidenv.env`` or the modules
-  built on it;
+  campaign, scoring, competitors, features, io, validation, day) never import ``bidenv.env``
+  or the modules built on it;
 * ``import bidenv`` loads neither torch, pandas nor matplotlib.
 """
 
@@ -21,7 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 #: Modules of the simulator below the environment (a folder stands for everything in it).
 BELOW_ENV = ("auction", "market", "traffic", "campaign", "scoring", "competitors", "features",
-             "io")
+             "io", "validation", "day")
 #: What they may not import: the env and the modules that build on it.
 ABOVE_MARKET = ("bidenv.env", "bidenv.oracle", "bidenv.calibration", "bidenv.offline",
                 "bidenv.auctionnet", "bidenv.minari_export", "bidenv.plots")

@@ -1,0 +1,379 @@
+"""One day of the market: its state, its ticks of auctions and what advertisers observe.
+
+:class:`MarketDay` is what :class:`bidenv.env.AutoBiddingEnv` delegates to, with no Gymnasium
+in it: the day's advertisers (index 0 is the agent, the others its competitors), the traffic
+bound to them, the random streams of the day, the running totals of every advertiser (spend,
+conversions, value and their noise-free expectations), the per-tick history the observation
+features are averaged from, and the tick's batch of opportunities. Each tick
+(:meth:`MarketDay.play_tick`) clears the batch's auctions at the advertisers' bid multipliers
+and returns the tick's outcomes as a :class:`TickStats`; the environment turns them into the
+agent's reward and info.
+
+Rows of the history :attr:`MarketDay.hist` are named by :class:`HistoryRow`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from enum import IntEnum
+
+import numpy as np
+
+from bidenv.auction import run_auction
+from bidenv.campaign import Campaign, CampaignArrays
+from bidenv.features import FEATURE_INDEX, FEATURES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.market import clear_with_budgets
+from bidenv.scoring import constraint_ratio
+from bidenv.traffic import SlotSettings, TrafficSource
+
+#: Called after each tick's auctions with ``(batch, bids, res, n_slots, exposure, eligible,
+#: alpha)``: how the environment records what the oracle (or a market statistic) needs.
+AuctionHook = Callable[..., None]
+
+
+@dataclass(slots=True)
+class TickStats:
+    """Outcomes of one tick per advertiser: each field a ``(k,)`` float64 array."""
+
+    wins: np.ndarray  #: slots allocated
+    exposures: np.ndarray  #: slots won and shown
+    clicks: np.ndarray
+    conversions: np.ndarray
+    value: np.ndarray  #: sales value of the conversions
+    cost: np.ndarray  #: paid for the slots shown
+    expected_conversions: np.ndarray  #: exposure probability x conversion probability
+    expected_value: np.ndarray  #: ... x conversion value
+    expected_cost: np.ndarray  #: exposure probability x price
+    opportunities: np.ndarray  #: opportunities of the tick the advertiser could enter
+
+    @classmethod
+    def zeros(cls, k: int) -> TickStats:
+        """Nothing happened (the info of ``reset``)."""
+        return cls(*(np.zeros(k) for _ in fields(cls)))
+
+
+class HistoryRow(IntEnum):
+    """Rows of :attr:`MarketDay.hist` (shape ``(rows, n_ticks, k)``), per tick and advertiser.
+
+    The observation's ``hist_*`` and ``last3_*`` features are means of these rows over the
+    past ticks and over the last three (see :data:`HISTORY_FEATURES`).
+    """
+
+    BID = 0  # mean bid over the opportunities it could enter (bid multiplier x mean value)
+    LWC = 1  # mean least winning cost over them
+    PVALUE = 2  # mean pValue over them
+    CONVERSION = 3  # conversions
+    WIN_RATE = 4  # slots won per opportunity
+    OPPORTUNITIES = 5  # opportunities it could enter
+
+
+#: Each history row's features (``hist_<stem>``, ``last3_<stem>``) and unit (None: the mean
+#: opportunities per tick of the day's prior volume curve).
+HISTORY_FEATURES = (
+    (HistoryRow.BID, "bid_mean", PRICE_UNIT),
+    (HistoryRow.LWC, "lwc_mean", PRICE_UNIT),
+    (HistoryRow.PVALUE, "pvalue_mean", PVALUE_UNIT),
+    (HistoryRow.CONVERSION, "conversion_mean", 1.0),
+    (HistoryRow.WIN_RATE, "win_rate", 1.0),
+    (HistoryRow.OPPORTUNITIES, "opportunities", None),
+)
+_F = FEATURE_INDEX
+_OBS_LOW = np.array([f[2] for f in FEATURES], np.float32).astype(np.float64)
+_OBS_HIGH = np.array([f[3] for f in FEATURES], np.float32).astype(np.float64)
+
+
+class MarketDay:
+    """The market state of one day and its tick simulation (advertiser 0 is the agent).
+
+    Args:
+        campaigns: The day's campaigns, the agent's first.
+        traffic: The (unbound) traffic source; the day binds it to its advertisers.
+        rng_traffic, rng_exposure, rng_outcome, rng_ties: Independent streams for the day's
+            traffic, the slots' exposure cascade, the click/conversion draws and auction ties
+            (so that what one part draws never shifts another).
+        n_ticks, opportunities_per_day, slot_settings, mechanism, reserve_price: The
+            environment's settings of the same names (``slot_settings`` is the default of
+            sources that set no slots of their own).
+
+    The first tick's batch is drawn and observed on construction. Attributes read by the
+    environment (and through it by users): ``tick`` (ticks played), ``batch`` (this tick's
+    opportunities, None once the agent's day is over), ``obs_all`` ((k, features) float32
+    observation of every advertiser), ``spent``, ``conv``, ``value``, ``exp_conv``,
+    ``exp_value``, ``exp_cost`` ((k,) running totals), ``exhausted`` (advertisers out of the
+    day for lack of budget), ``agent_cost_by_source``, ``tick_opportunities`` (the agent's
+    view of the tick just played), ``elapsed`` (expected share of the day past at each tick).
+    """
+
+    def __init__(self, campaigns: Sequence[Campaign], traffic: TrafficSource, *,
+                 rng_traffic: np.random.Generator, rng_exposure: np.random.Generator,
+                 rng_outcome: np.random.Generator, rng_ties: np.random.Generator,
+                 n_ticks: int, opportunities_per_day: float, slot_settings: SlotSettings,
+                 mechanism: str, reserve_price: float):
+        self.campaigns = list(campaigns)
+        self.c = c = CampaignArrays.from_campaigns(self.campaigns)
+        self.k = k = len(c)
+        self.n_ticks = n_ticks
+        self.slot_settings = slot_settings
+        self.mechanism = mechanism
+        self.reserve_price = reserve_price
+        self.rng_traffic, self.rng_exposure = rng_traffic, rng_exposure
+        self.rng_outcome, self.rng_ties = rng_outcome, rng_ties
+        self.traffic = traffic.bind(c, n_ticks=n_ticks,
+                                    opportunities_per_day=opportunities_per_day, rng=rng_traffic)
+        # Features use the prior (unperturbed) curve: the day's perturbation is not known
+        # in advance.
+        expected = self.traffic.prior_volume()
+        self.elapsed = np.concatenate([[0.0], np.cumsum(expected)]) / max(expected.sum(), 1e-12)
+        self.per_tick = max(expected.sum() / n_ticks, 1e-12)
+        self.min_price = max(reserve_price, 1e-9)
+        # Bid scale per advertiser (money per predicted conversion at alpha = 1).
+        self.bid_scale = np.where(c.is_roi, 1.0 / np.where(c.is_roi, c.target_roi, 1.0),
+                                  c.target_cpa)
+        zeros = lambda: np.zeros(k)  # noqa: E731
+        self.spent, self.conv, self.value = zeros(), zeros(), zeros()
+        self.exp_conv, self.exp_value, self.exp_cost = zeros(), zeros(), zeros()
+        # Advertisers that could not afford a purchase are out for the rest of the day.
+        self.exhausted = np.zeros(k, bool)
+        # The agent's spend by traffic source (index = source id: 0 feed, 1 search).
+        self.agent_cost_by_source = np.zeros(2)
+        self.hist = np.zeros((len(HistoryRow), n_ticks, k))
+        self.tick = 0
+        self.tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
+        self._bid_buffer = np.empty((0, 0), np.float32)  # reused across ticks
+        self._open(self.traffic.sample(0, rng_traffic))
+
+    # -- the clock ----------------------------------------------------------------------------
+    @property
+    def agent_done(self) -> bool:
+        """The agent's day is over: no batch left to bid on."""
+        return self.batch is None
+
+    def play_tick(self, alpha: np.ndarray, on_auctions: AuctionHook | None = None) -> TickStats:
+        """Clear this tick at the bid multipliers ``alpha`` ((k,)) and move to the next.
+
+        The agent's day ends (:attr:`agent_done`) after the last tick or when its budget cannot
+        buy anything more (its remaining budget is below the smallest price, or it could not
+        afford a purchase it won); otherwise the next tick's batch is drawn.
+        """
+        stats = self.simulate_tick(alpha, on_auctions)
+        self.tick += 1
+        over = bool(self.tick >= self.n_ticks or self.exhausted[0]
+                    or self.c.budget[0] - self.spent[0] < self.min_price)
+        self._open(None if over else self.traffic.sample(self.tick, self.rng_traffic))
+        return stats
+
+    def play_rest_without_agent(self, alphas: Callable[[np.ndarray], np.ndarray],
+                                on_auctions: AuctionHook | None = None) -> None:
+        """Play the ticks left with the agent out of the market.
+
+        ``alphas(obs_all)`` gives every advertiser's bid multiplier (the agent's is ignored).
+        The competitors bid as they would without the agent; the agent's totals, the last
+        tick's opportunities and the observation are left as they were, and the batch is
+        None afterwards.
+        """
+        start = self.tick
+        saved = (self.obs_all, self.tick_opportunities, self._cur_count, self._cur_pvalue_mean)
+        self.exhausted[0] = True
+        for t in range(start, self.n_ticks):
+            self.tick = t
+            if t > start or self.batch is None:  # the current tick may be drawn already
+                self._open(self.traffic.sample(t, self.rng_traffic))
+            self.simulate_tick(alphas(self.obs_all), on_auctions)
+        self.batch = None
+        self.tick = start
+        self.obs_all, self.tick_opportunities, self._cur_count, self._cur_pvalue_mean = saved
+
+    def _open(self, batch) -> None:
+        """Make ``batch`` (None: no more) the tick's opportunities and observe them."""
+        self.batch = batch
+        if batch is not None and batch.n:
+            count = batch.eligible_counts()
+            self._cur_pvalue_mean = batch.eligible_pvalue_sum() / np.maximum(count, 1.0)
+        else:
+            count = np.zeros(self.k)
+            self._cur_pvalue_mean = np.zeros(self.k)
+        self._cur_count = count
+        self.obs_all = self.observe()
+
+    # -- the market ---------------------------------------------------------------------------
+    def simulate_tick(self, alpha: np.ndarray,
+                      on_auctions: AuctionHook | None = None) -> TickStats:
+        """Run this tick's auctions at the bid multipliers ``alpha`` ((k,)); update the totals."""
+        batch, k, n = self.batch, self.k, self.batch.n
+        budget_left = self.c.budget - self.spent
+        active = (budget_left >= self.min_price) & ~self.exhausted
+        coef = alpha * self.bid_scale * active
+        vcol = batch.value_per_advertiser
+        roi = self.c.is_roi
+        if vcol is not None:
+            coef = np.where(roi, coef * vcol, coef)
+        if self._bid_buffer.shape[0] < n or self._bid_buffer.shape[1] != k:
+            self._bid_buffer = np.empty((max(n, 2 * self._bid_buffer.shape[0]), k), np.float32)
+        bids = np.multiply(batch.pvalue, coef.astype(np.float32)[None, :],
+                           out=self._bid_buffer[:n])
+        if vcol is None and roi.any():
+            bids[:, roi] *= batch.conversion_value[:, roi]
+        n_slots, exposure, K = slot_rows(batch, self.slot_settings)
+        # A zero bid never enters, so sources with pValue 0 where ineligible need no mask.
+        eligible = None if batch.pvalue_zero_when_ineligible else batch.eligible_mask
+        # Cascade: one uniform per opportunity decides how deep down the page ads are shown
+        # (slot j is shown iff u < marginal exposure of j, so a lower slot never shows alone).
+        depth_u = self.rng_exposure.random(n)
+        marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
+        shown = depth_u[:, None] < marginal
+        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=self.rng_ties,
+                                 reserve=self.reserve_price, mechanism=self.mechanism,
+                                 exposure=exposure, eligible=eligible, dropped=self.exhausted)
+        # Flat indices of the slots won (row-major, so arrival order is kept).
+        K_res = res.winners.shape[1]
+        flat = np.flatnonzero(res.winners >= 0)
+        rows = flat // K_res
+        adv = res.winners.ravel()[flat]
+        price = res.prices.ravel()[flat]
+        is_shown = shown.ravel()[flat]
+        m = (marginal[:, :K_res].ravel()[flat] if np.ndim(exposure) == 2
+             else np.asarray(exposure)[flat % K_res])
+        p_conv = batch.p_conversion_at(rows, adv)
+        cv = batch.conversion_value_at(rows, adv)
+        # One uniform per exposure: a conversion implies a click (p_conv <= click rate).
+        u = self.rng_outcome.random(shown.shape).ravel()[flat]  # one per (opportunity, slot)
+        click_p = np.maximum(batch.click_rate[rows], p_conv)
+        clicked = is_shown & (u < click_p)
+        converted = is_shown & (u < p_conv)
+        bc = lambda w=None: np.bincount(adv, weights=w, minlength=k)  # noqa: E731
+        stats = TickStats(
+            wins=bc().astype(np.float64),
+            exposures=bc(is_shown.astype(np.float64)),
+            clicks=bc(clicked.astype(np.float64)),
+            conversions=bc(converted.astype(np.float64)),
+            value=bc(np.where(converted, cv, 0.0)),
+            cost=bc(np.where(is_shown, price, 0.0)),
+            expected_conversions=bc(m * p_conv),
+            expected_value=bc(m * p_conv * cv),
+            expected_cost=bc(m * price),
+            opportunities=np.array(self._cur_count, np.float64),
+        )
+        self.spent += stats.cost
+        self.conv += stats.conversions
+        self.value += stats.value
+        self.exp_conv += stats.expected_conversions
+        self.exp_value += stats.expected_value
+        self.exp_cost += stats.expected_cost
+        mine = (adv == 0) & is_shown
+        by_source = np.bincount(batch.source[rows[mine]], weights=price[mine], minlength=2)
+        if len(by_source) > len(self.agent_cost_by_source):  # sources with ids > 1
+            self.agent_cost_by_source = np.pad(
+                self.agent_cost_by_source, (0, len(by_source) - len(self.agent_cost_by_source)))
+        self.agent_cost_by_source[:len(by_source)] += by_source
+        # Least winning cost seen by each advertiser: the bid it needed for the last slot,
+        # i.e. max(reserve, K_r-th entering bid) unless it won, then the clearing price.
+        lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)
+        lwc_lose = np.maximum(np.where(np.isfinite(lwc_lose), lwc_lose, 0.0), self.reserve_price)
+        gap = lwc_lose[rows] - res.least_winning_cost[rows]
+        lwc_sum = batch.eligible_sum(lwc_lose) - bc(gap)
+        opp = np.maximum(stats.opportunities, 1.0)
+        h = self.hist[:, self.tick]
+        h[HistoryRow.BID] = coef * self._cur_pvalue_mean  # per-advertiser value scale
+        h[HistoryRow.LWC] = lwc_sum / opp
+        h[HistoryRow.PVALUE] = self._cur_pvalue_mean
+        h[HistoryRow.CONVERSION] = stats.conversions
+        h[HistoryRow.WIN_RATE] = stats.wins / opp
+        h[HistoryRow.OPPORTUNITIES] = stats.opportunities
+        # The agent's own view of each opportunity it could enter: predicted value and the
+        # least cost of winning a slot (for bidders that learn from them).
+        agent_rows = rows[adv == 0]
+        lwc_agent = lwc_lose.copy()
+        lwc_agent[agent_rows] = res.least_winning_cost[agent_rows]
+        mine = (np.ones(n, bool) if batch.eligible_mask is None else batch.eligible_mask[:, 0])
+        self.tick_opportunities = (batch.pvalue[mine, 0].astype(np.float32),
+                                   lwc_agent[mine].astype(np.float32))
+        if on_auctions is not None:
+            on_auctions(batch, bids, res, n_slots, exposure, eligible, alpha)
+        return stats
+
+    def oracle_record(self, batch, bids, res, n_slots, exposure, eligible, alpha) -> dict:
+        """What the hindsight oracle needs of a tick: the agent's values and rivals' top bids.
+
+        Takes the arguments of an :data:`AuctionHook`; see
+        :func:`bidenv.oracle.day_from_recording` for the keys.
+        """
+        rival = bids.copy()
+        rival[:, 0] = 0.0
+        others = run_auction(rival, n_slots=n_slots, rng=np.random.default_rng(self.tick),
+                             reserve=self.reserve_price,
+                             mechanism=self.mechanism, exposure=exposure, eligible=eligible)
+        n = batch.n
+        rows = np.arange(n)
+        K = res.winners.shape[1]
+        return {
+            "tick": self.tick,
+            "pvalue": batch.pvalue[:, 0].copy(),
+            "p_conversion": batch.p_conversion_at(rows, np.zeros(n, np.int64)),
+            "conversion_value": batch.conversion_value_at(rows, np.zeros(n, np.int64)),
+            "eligible": batch.eligible[:, 0].copy(),
+            "rival_bids": others.top_bids[:, :K].astype(np.float64),
+            "n_slots": np.broadcast_to(np.asarray(n_slots), (n,)).copy(),
+            "exposure": np.broadcast_to(exposure, (n, K)).copy(),
+            "source": batch.source.copy(),
+            "alpha": float(alpha[0]),
+            "bid_scale": float(self.bid_scale[0]),
+        }
+
+    # -- observations -------------------------------------------------------------------------
+    def observe(self) -> np.ndarray:
+        """(k, features) float32: every advertiser's observation before bidding in the tick."""
+        k, t, c = self.k, self.tick, self.c
+        obs = np.zeros((k, len(FEATURES)), np.float64)
+        obs[:, _F["time_left"]] = (self.n_ticks - t) / self.n_ticks
+        obs[:, _F["budget_left"]] = np.clip(1.0 - self.spent / c.budget, 0.0, 1.0)
+        if t > 0:
+            h = self.hist[:, :t]
+            hist = h.mean(axis=1)
+            last3 = h[:, max(0, t - 3):].mean(axis=1)
+            for row, stem, unit in HISTORY_FEATURES:
+                unit = self.per_tick if unit is None else unit
+                obs[:, _F[f"hist_{stem}"]] = hist[row] / unit
+                obs[:, _F[f"last3_{stem}"]] = last3[row] / unit
+        obs[:, _F["cur_pvalue_mean"]] = self._cur_pvalue_mean / PVALUE_UNIT
+        obs[:, _F["cur_opportunities"]] = self._cur_count / self.per_tick
+        elapsed = self.elapsed[min(t, self.n_ticks)]
+        obs[:, _F["traffic_elapsed"]] = elapsed
+        obs[:, _F["pace_error"]] = np.clip(self.spent / c.budget - elapsed, -1.0, 1.0)
+        obs[:, _F["constraint_ratio"]] = self.constraint_ratios()
+        obs[:, _F["is_roi"]] = c.is_roi
+        np.clip(obs, _OBS_LOW, _OBS_HIGH, out=obs)
+        return obs.astype(np.float32)
+
+    def constraint_ratios(self) -> np.ndarray:
+        """(k,) CPA / target (CPA campaigns) or target / ROI (ROI campaigns) so far."""
+        c = self.c
+        out = np.zeros(self.k)
+        cpa = ~c.is_roi & ~c.is_budget
+        out[cpa] = constraint_ratio("cpa", self.conv[cpa], 0.0, self.spent[cpa],
+                                    target_cpa=c.target_cpa[cpa])
+        out[c.is_roi] = constraint_ratio("roi", 0.0, self.value[c.is_roi], self.spent[c.is_roi],
+                                         target_roi=c.target_roi[c.is_roi])
+        return out
+
+
+def slot_rows(batch, default: SlotSettings):
+    """Per-row slot counts (int or (n,) array), marginal exposures ((K,) or (n, K)) and K.
+
+    Sources that set no slots of their own use ``default``.
+    """
+    table = {s: (st or default) for s, st in batch.slots.items()}
+    settings = set(table.values()) or {default}
+    if len(settings) == 1:
+        st = settings.pop()
+        return st.n_slots, st.marginal_exposure, st.n_slots
+    K = max(st.n_slots for st in table.values())
+    n_slots = np.zeros(batch.n, np.int64)
+    exposure = np.zeros((batch.n, K))
+    for src, st in table.items():
+        rows = batch.source == src
+        n_slots[rows] = st.n_slots
+        exposure[rows, :st.n_slots] = st.marginal_exposure
+    # The auction reports as many slot columns as the largest count present in the tick.
+    K = int(n_slots.max()) if batch.n else 1
+    return n_slots, np.ascontiguousarray(exposure[:, :K]), K
