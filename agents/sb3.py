@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from bidenv.io import atomic_path
 
 ALGORITHMS = ("ppo", "sac", "td3")
 
@@ -149,25 +149,15 @@ def train(config: TrainConfig, out, *, progress: bool = True) -> Path:
     model.learn(total_timesteps=config.timesteps, callback=callback,
                 tb_log_name=f"{config.env_id.replace('/', '_')}__{config.algo}__{config.seed}")
     seconds = time.perf_counter() - start
-    _atomic(out / "model.zip", lambda tmp: model.save(tmp), suffix=".zip")
-    _atomic(out / "policy.pt", lambda tmp: torch.save(model.policy.state_dict(), tmp))
+    with atomic_path(out / "model.zip") as tmp:
+        model.save(tmp)
+    with atomic_path(out / "policy.pt") as tmp:
+        torch.save(model.policy.state_dict(), tmp)
     resolved = asdict(config) | {"train_seconds": seconds, "n_envs_used": n_envs}
-    _atomic(out / "config.json",
-            lambda tmp: Path(tmp).write_text(json.dumps(resolved, indent=2, sort_keys=True)))
+    with atomic_path(out / "config.json") as tmp:
+        tmp.write_text(json.dumps(resolved, indent=2, sort_keys=True))
     venv.close()
     return out
-
-
-def _atomic(path: Path, write, suffix: str = ".tmp") -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class SB3Agent:

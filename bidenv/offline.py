@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bidenv.campaign import MAX_MONEY, MIN_TARGET
 from bidenv.features import FEATURE_NAMES
 from bidenv.io import atomic_path
 
@@ -95,16 +96,19 @@ def validate_frame(frame: pd.DataFrame, *, where: str = "dataset") -> pd.DataFra
                 first = int(np.flatnonzero(~np.isfinite(v))[0])
                 raise ValueError(f"{where}: column {col!r} has NaN or infinite values "
                                  f"(first at row {first})")
+    # The campaign bounds of bidenv.campaign.Campaign (float32 bids stay finite).
     budget = out["budget"].to_numpy()
-    if np.any(budget <= 0):
-        first = int(np.flatnonzero(budget <= 0)[0])
-        raise ValueError(f"{where}: column 'budget' must be > 0 (first bad value "
-                         f"{budget[first]:.6g} at row {first})")
+    bad = ~((budget > 0) & (budget <= MAX_MONEY))
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: column 'budget' must be in (0, {MAX_MONEY:g}] (first bad "
+                         f"value {budget[first]:.6g} at row {first})")
     for col, kind in (("target_cpa", "cpa"), ("target_roi", "roi")):
         rows = (out["constraint"] == kind).to_numpy()
         v = out[col].to_numpy()[rows]
-        if not np.all(np.isfinite(v) & (v > 0)):
-            raise ValueError(f"{where}: {kind} campaigns need a finite {col} > 0")
+        if not np.all(np.isfinite(v) & (v >= MIN_TARGET) & (v <= MAX_MONEY)):
+            raise ValueError(f"{where}: {kind} campaigns need {col} in "
+                             f"[{MIN_TARGET:g}, {MAX_MONEY:g}]")
     a = out["action"].to_numpy()
     if np.any(np.abs(a) > 1.0 + 1e-6):
         raise ValueError(f"{where}: column 'action' must lie in [-1, 1]")

@@ -19,8 +19,6 @@ Files are written atomically (to a temporary name in ``out``, then renamed into 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,7 @@ import pandas as pd
 
 from bidenv.env import AutoBiddingEnv
 from bidenv.traffic import SOURCE_FEED, SOURCE_NAMES, SOURCE_SEARCH, TrafficMix
-from experiments.io import atomic_write_csv
+from experiments.io import atomic_save_figure, atomic_write_csv
 
 #: Eligible cells kept per tick and source for the pValue histogram.
 _PVALUE_SAMPLE = 4000
@@ -44,25 +42,6 @@ def _source_of(traffic, source_id):
                 return s
         return None
     return traffic if traffic.source_id == source_id else None
-
-
-def _save_figure(fig, path: Path) -> Path:
-    """Save ``fig`` to a temporary name in the same folder, then rename it into place."""
-    import matplotlib.pyplot as plt
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.tight_layout()
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return path
 
 
 def zipf_fit(counts: np.ndarray, max_rank: int = 200) -> tuple[float, float]:
@@ -196,7 +175,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
            title=f"Diurnal volume ({volume.sum():,.0f} opportunities, seed {seed})")
     ax.set_xticks(range(0, 25, 3))
     ax.legend(fontsize=8)
-    written.append(_save_figure(fig, out / "diurnal_volume.png"))
+    written.append(atomic_save_figure(fig, out / "diurnal_volume.png"))
 
     # pValue distributions over eligible cells.
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -210,7 +189,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
     ax.set(xlabel="log10 pValue (predicted conversions per exposure)", ylabel="density",
            title="pValue where an advertiser may bid")
     ax.legend(fontsize=8)
-    written.append(_save_figure(fig, out / "pvalue_distribution.png"))
+    written.append(atomic_save_figure(fig, out / "pvalue_distribution.png"))
 
     # Eligible advertisers per opportunity.
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -222,7 +201,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
     ax.set(xlabel=f"advertisers that may enter the auction (of {k})",
            ylabel="share of opportunities", title="Eligible advertisers per opportunity")
     ax.legend(fontsize=8)
-    written.append(_save_figure(fig, out / "eligible_per_opportunity.png"))
+    written.append(atomic_save_figure(fig, out / "eligible_per_opportunity.png"))
 
     # Query rank-frequency on log-log axes.
     fig, ax = plt.subplots(figsize=(6, 5))
@@ -242,7 +221,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
                 transform=ax.transAxes)
     ax.set(xlabel="query rank", ylabel="opportunities in the day",
            title="Search query rank-frequency")
-    written.append(_save_figure(fig, out / "query_rank_frequency.png"))
+    written.append(atomic_save_figure(fig, out / "query_rank_frequency.png"))
 
     # Feed session fatigue.
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -259,7 +238,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
         ax.text(0.5, 0.5, "no feed traffic", ha="center", va="center", transform=ax.transAxes)
     ax.set(xlabel=f"ads already seen in the session ({_POSITIONS - 1} = that many or more)",
            title="Feed: fatigue and interest drift within sessions")
-    written.append(_save_figure(fig, out / "session_fatigue.png"))
+    written.append(atomic_save_figure(fig, out / "session_fatigue.png"))
 
     # Summary table.
     rows = []

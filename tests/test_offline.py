@@ -250,8 +250,11 @@ def _write_raw(frame, path):
     (lambda f: pd.concat([f, f.iloc[[0]]]), "episode 0 has ticks"),
     (lambda f: f.iloc[:0], "no rows"),
     (lambda f: f.assign(budget=f["budget"].where(f["tick"] != 2, 0.0)),
-     r"'budget' must be > 0 \(first bad value 0 at row 2\)"),
-    (lambda f: f.assign(target_cpa=-f["target_cpa"]), "need a finite target_cpa > 0"),
+     r"'budget' must be in \(0, 1e\+30\] \(first bad value 0 at row 2\)"),
+    (lambda f: f.assign(budget=f["budget"].where(f["tick"] != 1, 2e30)),
+     r"'budget' must be in \(0, 1e\+30\] \(first bad value 2e\+30 at row 1\)"),
+    (lambda f: f.assign(target_cpa=-f["target_cpa"]), r"need target_cpa in \[1e-30, 1e\+30\]"),
+    (lambda f: f.assign(target_cpa=3e38), r"need target_cpa in \[1e-30, 1e\+30\]"),
 ])
 def test_bad_files_give_clear_errors(tmp_path, damage, message):
     path = _write_raw(damage(hand_frame()), tmp_path / "bad.parquet")
