@@ -262,6 +262,7 @@ def test_cli_writes_the_files_it_promises(tmp_path, capsys):
         main(["simulate-budget", "--budget-range", "1000:2000", "--out", str(out)])
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path, capsys):
     from experiments.quickstart import run_quickstart
 

@@ -30,6 +30,7 @@ def test_splice_readme_replaces_only_the_block(tmp_path):
         splice_readme(readme, "x", "cmd")
 
 
+@pytest.mark.slow
 def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n")

@@ -45,6 +45,7 @@ def test_lite_is_the_full_advertiser_population_on_a_tenth_of_the_volume():
 STABLE_BIDDER = {"budget": 16000.0, "constraint": "cpa", "target_cpa": 200.0, "category": 3}
 
 
+@pytest.mark.slow
 def test_lite_matches_the_full_day_per_opportunity():
     # Means over 6 days, the same seeds for both. Over 8 disjoint 6-day windows (seeds
     # 1000-1047) the largest deviation of any matched statistic was 6.3% (the bidder's win

@@ -10,6 +10,7 @@ import pytest
 from experiments.cli import build_parser, main
 
 
+@pytest.mark.slow
 def test_quickstart_writes_leaderboard_and_roi_curves(tmp_path, capsys):
     from experiments.evaluate import leaderboard
 

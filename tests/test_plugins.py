@@ -67,6 +67,7 @@ def test_module_class_specs_build_and_load(plugin_module):
         agents.from_spec("no_such_module:Constant")
 
 
+@pytest.mark.slow
 def test_the_command_line_evaluates_a_users_bidder(plugin_module, tmp_path):
     env = dict(os.environ, PYTHONPATH=f"{plugin_module}{os.pathsep}{ROOT}")
     out = tmp_path / "eval"
