@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bidenv.features import FEATURES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.features import observe
 from bidenv.offline import COLUMNS, OBS_COLUMNS
 from bidenv.scoring import MAX_ALPHA, alpha_to_action, constraint_ratio, cpa_score
 
@@ -332,36 +332,22 @@ def _trajectories(ticks: pd.DataFrame, where: str, n_ticks: int, max_alpha: floa
     n_last3 = np.minimum(n_past, 3.0)
     safe = lambda d: np.maximum(d, 1.0)  # noqa: E731  (the sums are 0 where d is 0)
 
-    obs = np.zeros((n, len(FEATURES)))
-    col = {name: i for i, (name, *_rest) in enumerate(FEATURES)}
-    obs[:, col["time_left"]] = (n_ticks - tick) / n_ticks
-    per_tick_means = {
-        "bid_mean": (t["bid"].to_numpy() / count, PRICE_UNIT),
-        "lwc_mean": (t["lwc"].to_numpy() / count, PRICE_UNIT),
-        "pvalue_mean": (t["pvalue"].to_numpy() / count, PVALUE_UNIT),
-        "conversion_mean": (t["conversions"].to_numpy(), 1.0),
-        "win_rate": (t["wins"].to_numpy() / count, 1.0),
-        "opportunities": (count, per_tick),
-    }
-    for name, (x, unit) in per_tick_means.items():
-        hist, last3 = past(x)
-        obs[:, col[f"hist_{name}"]] = hist / safe(n_past) / unit
-        obs[:, col[f"last3_{name}"]] = last3 / safe(n_last3) / unit
-    obs[:, col["cur_pvalue_mean"]] = t["pvalue"].to_numpy() / count / PVALUE_UNIT
-    obs[:, col["cur_opportunities"]] = count / per_tick
+    # The HISTORY_STEMS quantities of each tick, in order.
+    per_tick_values = (t["bid"].to_numpy() / count, t["lwc"].to_numpy() / count,
+                       t["pvalue"].to_numpy() / count, t["conversions"].to_numpy(),
+                       t["wins"].to_numpy() / count, count)
+    sums = [past(x) for x in per_tick_values]
     spent_before, _ = past(t["cost"].to_numpy())
     conv_before, _ = past(t["conversions"].to_numpy())
     volume_before, _ = past(count)
-    elapsed = volume_before / day_volume[ep]
-    obs[:, col["budget_left"]] = 1.0 - spent_before / budget
-    obs[:, col["traffic_elapsed"]] = elapsed
-    obs[:, col["pace_error"]] = spent_before / budget - elapsed
-    obs[:, col["constraint_ratio"]] = constraint_ratio("cpa", conv_before, 0.0, spent_before,
-                                                       target_cpa=target_cpa)
-    obs[:, col["is_roi"]] = 0.0
-    low = np.array([f[2] for f in FEATURES])
-    high = np.array([f[3] for f in FEATURES])
-    obs = np.clip(obs, low, high).astype(np.float32)
+    obs = observe(tick=tick, n_ticks=n_ticks, spent=spent_before, budget=budget,
+                  hist_means=[h / safe(n_past) for h, _ in sums],
+                  last3_means=[l3 / safe(n_last3) for _, l3 in sums],
+                  cur_pvalue_mean=t["pvalue"].to_numpy() / count, cur_count=count,
+                  per_tick=per_tick, elapsed=volume_before / day_volume[ep],
+                  constraint_ratio=constraint_ratio("cpa", conv_before, 0.0, spent_before,
+                                                    target_cpa=target_cpa),
+                  is_roi=0.0)
 
     ratio_n = t["ratio_n"].to_numpy()
     alpha = np.where(ratio_n > 0, t["ratio"].to_numpy() / safe(ratio_n), 1.0)

@@ -4,11 +4,15 @@ One home for what every part that reads or writes observations needs (the env, t
 competitors' batch policies, the offline dataset columns, the AuctionNet import, the agents):
 ``FEATURES`` is ``(name, meaning, min, max)`` per entry of the observation vector, in order;
 ``FEATURE_NAMES`` the names; ``FEATURE_INDEX`` name -> position. Prices are in units of
-``PRICE_UNIT`` (money / 0.1) and pValues in units of ``PVALUE_UNIT`` (x1000). Importing it
-imports nothing but the standard library.
+``PRICE_UNIT`` (money / 0.1) and pValues in units of ``PVALUE_UNIT`` (x1000).
+:func:`observe` turns a day's running sums into observations: the one formula behind the
+environment's observations (:meth:`bidenv.day.MarketDay.observe`) and the AuctionNet import's
+(:func:`bidenv.auctionnet.import_auctionnet`). Importing it imports numpy only.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 #: Upper bound of unbounded features (finite so that checkers and normalisers are happy).
 BIG = 1e6
@@ -40,3 +44,64 @@ FEATURE_NAMES = tuple(f[0] for f in FEATURES)
 PVALUE_UNIT = 1e-3
 #: Position of each feature in the observation vector.
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+#: The per-tick quantities whose means over the past ticks (``hist_<stem>``) and over the last
+#: three (``last3_<stem>``) are features, in this order, with their unit (``None``: the day's mean
+#: opportunities per tick): mean own bid, mean least winning cost and mean pValue over the
+#: opportunities the advertiser could enter, conversions, slots won per opportunity, and
+#: opportunities.
+HISTORY_STEMS = (("bid_mean", PRICE_UNIT), ("lwc_mean", PRICE_UNIT),
+                 ("pvalue_mean", PVALUE_UNIT), ("conversion_mean", 1.0), ("win_rate", 1.0),
+                 ("opportunities", None))
+_LOW = np.array([f[2] for f in FEATURES], np.float64)
+_HIGH = np.array([f[3] for f in FEATURES], np.float64)
+
+
+def observe(*, tick, n_ticks: int, spent, budget, hist_means, last3_means, cur_pvalue_mean,
+            cur_count, per_tick, elapsed, constraint_ratio, is_roi) -> np.ndarray:
+    """Observations of ``m`` advertisers (or rows) before they bid in a tick, ``(m, F)`` float32.
+
+    Every argument is a scalar or an ``(m,)`` array.
+
+    Args:
+        tick: Ticks already played today.
+        n_ticks: Ticks in the day.
+        spent, budget: Money spent so far and the daily budget.
+        hist_means, last3_means: The :data:`HISTORY_STEMS` quantities (six, in order; a
+            ``(6, m)`` array or a sequence) averaged over the past ticks and over the last three,
+            in raw units; ``None`` before the first tick (the features are then 0).
+        cur_pvalue_mean: Mean pValue of this tick's opportunities it could enter.
+        cur_count: This tick's opportunities it could enter.
+        per_tick: The day's mean opportunities per tick (the unit of the opportunity counts).
+        elapsed: Share of the day's opportunities already past (the traffic's prior curve in the
+            environment, so no look-ahead).
+        constraint_ratio: CPA / target or target / ROI so far (:func:`bidenv.scoring.
+            constraint_ratio`).
+        is_roi: 1 for ROI campaigns.
+
+    Every feature is clipped to its bounds in :data:`FEATURES`.
+
+    >>> obs = observe(tick=0, n_ticks=48, spent=100.0, budget=400.0, hist_means=None,
+    ...               last3_means=None, cur_pvalue_mean=0.002, cur_count=50.0, per_tick=100.0,
+    ...               elapsed=0.5, constraint_ratio=0.0, is_roi=0.0)
+    >>> [round(float(obs[0, FEATURE_INDEX[n]]), 3) for n in
+    ...  ("time_left", "budget_left", "cur_pvalue_mean", "cur_opportunities", "pace_error")]
+    [1.0, 0.75, 2.0, 0.5, -0.25]
+    """
+    spent = np.asarray(spent, np.float64)
+    m = np.broadcast(spent, np.asarray(budget), np.asarray(cur_count)).shape
+    obs = np.zeros((m[0] if m else 1, len(FEATURES)), np.float64)
+    obs[:, FEATURE_INDEX["time_left"]] = (n_ticks - tick) / n_ticks
+    obs[:, FEATURE_INDEX["budget_left"]] = 1.0 - spent / budget
+    if hist_means is not None:
+        for (stem, unit), hist, last3 in zip(HISTORY_STEMS, hist_means, last3_means):
+            unit = per_tick if unit is None else unit
+            obs[:, FEATURE_INDEX[f"hist_{stem}"]] = hist / unit
+            obs[:, FEATURE_INDEX[f"last3_{stem}"]] = last3 / unit
+    obs[:, FEATURE_INDEX["cur_pvalue_mean"]] = cur_pvalue_mean / PVALUE_UNIT
+    obs[:, FEATURE_INDEX["cur_opportunities"]] = cur_count / per_tick
+    obs[:, FEATURE_INDEX["traffic_elapsed"]] = elapsed
+    obs[:, FEATURE_INDEX["pace_error"]] = spent / budget - elapsed
+    obs[:, FEATURE_INDEX["constraint_ratio"]] = constraint_ratio
+    obs[:, FEATURE_INDEX["is_roi"]] = is_roi
+    np.clip(obs, _LOW, _HIGH, out=obs)
+    return obs.astype(np.float32)
