@@ -31,6 +31,7 @@ import numpy as np
 from bidenv.campaign import Campaign
 from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
 from bidenv.scoring import MAX_ALPHA, action_to_alpha, alpha_to_action  # noqa: F401 (re-export)
+from bidenv.validation import check_number
 
 #: Index of each observation feature (see :data:`bidenv.env.FEATURE_NAMES`).
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -78,23 +79,6 @@ def normalise_campaign(campaign: dict | Campaign | None) -> dict:
     return Campaign.coerce({k: v for k, v in campaign.items() if v is not None}).to_dict()
 
 
-def positive_number(name: str, value) -> float:
-    """``value`` as a float, or ValueError naming ``name`` unless a finite number > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a number > 0, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
-def non_negative(name: str, value) -> float:
-    """``value`` as a float, or ValueError naming ``name`` unless a finite number >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not (
-            math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    return float(value)
-
-
 class BaseAgent:
     """Common state of the heuristics: the campaign, the tick counter, the action mapping.
 
@@ -110,10 +94,7 @@ class BaseAgent:
     name = "base"
 
     def __init__(self, *, max_alpha: float = MAX_ALPHA):
-        if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha)
-                and max_alpha > 1):
-            raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
-        self.max_alpha = float(max_alpha)
+        self.max_alpha = check_number("max_alpha", max_alpha, 1, low_open=True)
         self.log_max = math.log(self.max_alpha)
         self.reset(None)
 

@@ -34,7 +34,7 @@ from torch import nn
 
 from bidenv.io import atomic_path
 from bidenv.offline import Normalizer, Trajectories, load_dataset
-from bidenv.validation import short_repr
+from bidenv.validation import check_int, check_number, short_repr
 
 WEIGHTS_FILE = "weights.pt"
 CONFIG_FILE = "config.json"
@@ -129,14 +129,11 @@ class OfflineConfig:
     max_alpha: float = 10.0
 
     def validate(self) -> None:
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {self.batch_size!r}")
-        if not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
-            raise ValueError(f"lr must be in (0, 1), got {self.lr!r}")
+        check_int("batch_size", self.batch_size, 1)
+        check_number("lr", self.lr, 0, 1, low_open=True, high_open=True)
         if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
             raise ValueError(f"hidden must be positive integers, got {self.hidden!r}")
-        if not 0 <= self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction!r}")
+        check_number("val_fraction", self.val_fraction, 0, 1, high_open=True)
 
 
 class OfflineAgent:
@@ -336,10 +333,8 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not isinstance(eval_every, int) or eval_every < 0:
-        raise ValueError(f"eval_every must be an integer >= 0, got {eval_every!r}")
+    steps = check_int("steps", steps, 1)
+    eval_every = check_int("eval_every", eval_every, 0)
     if eval_every and not callable(evaluate):
         raise ValueError("eval_every > 0 needs evaluate, a callable agent -> {name: scalar}")
     out = Path(out) if out is not None else None

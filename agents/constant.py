@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.base import BaseAgent, positive_number
+from agents.base import BaseAgent
 from bidenv.scoring import MAX_ALPHA, action_to_alpha
+from bidenv.validation import check_int, check_number
 
 
 class TruthfulAgent(BaseAgent):
@@ -51,10 +52,8 @@ class FixedAlphaAgent(BaseAgent):
     name = "fixed"
 
     def __init__(self, alpha: float = 1.0, *, max_alpha: float = MAX_ALPHA):
-        self.alpha = positive_number("alpha", alpha)
-        if not 1.0 / max_alpha <= self.alpha <= max_alpha:
-            raise ValueError(f"alpha must be in [1/max_alpha, max_alpha] = "
-                             f"[{1.0 / max_alpha:g}, {max_alpha:g}], got {alpha!r}")
+        self.alpha = check_number("alpha", alpha, 1.0 / max_alpha, max_alpha,
+                                  why="from 1/max_alpha to max_alpha")
         super().__init__(max_alpha=max_alpha)
         self.name = "fixed" if self.alpha == 1.0 else f"fixed_{self.alpha:g}"
 
@@ -79,8 +78,7 @@ class RandomAgent(BaseAgent):
 
     def __init__(self, seed: int = 0, *, low: float = -1.0, high: float = 1.0,
                  max_alpha: float = MAX_ALPHA):
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        seed = check_int("seed", seed, 0)
         if not -1.0 <= low <= high <= 1.0:
             raise ValueError(f"need -1 <= low <= high <= 1, got low={low!r}, high={high!r}")
         self.seed, self.low, self.high = int(seed), float(low), float(high)

@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from agents.common import mlp, soft_update
 from agents.critics import TransitionAgent, TransitionConfig, TwinQ
+from bidenv.validation import check_int
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -116,8 +117,7 @@ class CQLConfig(TransitionConfig):
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma!r}")
         if not self.alpha_cql >= 0:
             raise ValueError(f"alpha_cql must be >= 0, got {self.alpha_cql!r}")
-        if not isinstance(self.n_samples, int) or self.n_samples < 1:
-            raise ValueError(f"n_samples must be an integer >= 1, got {self.n_samples!r}")
+        check_int("n_samples", self.n_samples, 1)
         if not 0 < self.actor_lr < 1:
             raise ValueError(f"actor_lr must be in (0, 1), got {self.actor_lr!r}")
         if not 0 < self.polyak <= 1:

@@ -40,6 +40,7 @@ from agents.common import (
 )
 from bidenv.offline import Normalizer, Trajectories
 from bidenv.scoring import score_unit
+from bidenv.validation import check_int, check_number
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,7 +144,7 @@ class TransitionConfig(OfflineConfig):
             raise ValueError(f"expected_reward must be True or False, got "
                              f"{self.expected_reward!r}")
         check_reward_scale(self.reward_scale)
-        _check_positive("reward_multiplier", self.reward_multiplier)
+        check_number("reward_multiplier", self.reward_multiplier, 0, low_open=True)
 
 
 class TransitionAgent(OfflineAgent):
@@ -171,19 +172,6 @@ class TransitionAgent(OfflineAgent):
         x = self.norm_obs(np.asarray(obs, np.float32).reshape(1, self.obs_dim))
         a = self.policy(x).reshape(-1)[:1]
         return np.clip(a.numpy().astype(np.float32), -1.0, 1.0)
-
-
-def _check_positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-
-
-def _check_unit(name: str, value: float, *, closed_high: bool = False) -> None:
-    ok = 0 < value <= 1 if closed_high else 0 < value < 1
-    if not (isinstance(value, (int, float)) and ok):
-        raise ValueError(f"{name} must be in (0, 1{']' if closed_high else ')'}, "
-                         f"got {value!r}")
 
 
 class TwinQ(nn.Module):
@@ -256,15 +244,12 @@ class QVCritic(nn.Module):
                  tau_expectile: float = 0.7, polyak: float = 0.01, lr: float = 3e-4,
                  action_dim: int = 1):
         super().__init__()
-        if not isinstance(obs_dim, int) or obs_dim < 1:
-            raise ValueError(f"obs_dim must be an integer >= 1, got {obs_dim!r}")
-        if not isinstance(action_dim, int) or action_dim < 1:
-            raise ValueError(f"action_dim must be an integer >= 1, got {action_dim!r}")
-        if not (isinstance(gamma, (int, float)) and 0 <= gamma <= 1):
-            raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
-        _check_unit("tau_expectile", tau_expectile)
-        _check_unit("polyak", polyak, closed_high=True)
-        _check_unit("lr", lr)
+        obs_dim = check_int("obs_dim", obs_dim, 1)
+        action_dim = check_int("action_dim", action_dim, 1)
+        check_number("gamma", gamma, 0, 1)
+        check_number("tau_expectile", tau_expectile, 0, 1, low_open=True, high_open=True)
+        check_number("polyak", polyak, 0, 1, low_open=True)
+        check_number("lr", lr, 0, 1, low_open=True, high_open=True)
         hidden = tuple(hidden)
         self.obs_dim, self.action_dim = obs_dim, action_dim
         self.gamma, self.tau_expectile, self.polyak = float(gamma), float(tau_expectile), \

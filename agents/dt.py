@@ -60,6 +60,7 @@ from torch.nn import functional as F
 from agents.common import OfflineAgent, OfflineConfig
 from bidenv.offline import Trajectories
 from bidenv.scoring import score_unit
+from bidenv.validation import check_int
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,9 +114,7 @@ class DTConfig(OfflineConfig):
     def validate(self) -> None:
         super().validate()
         for name in ("context", "embed_dim", "n_layers", "n_heads", "max_ticks"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_int(name, getattr(self, name), 1)
         if self.embed_dim % self.n_heads:
             raise ValueError(f"n_heads must divide embed_dim ({self.embed_dim}), got "
                              f"{self.n_heads!r}")

@@ -34,6 +34,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from agents.critics import QVCritic, transition_tensors
 from agents.dt import DTAgent, DTConfig
 from bidenv.offline import Normalizer, Trajectories
+from bidenv.validation import check_int
 
 #: DT settings that must agree between a GAS agent and the ``dt_path`` checkpoint it uses.
 DT_SHARED = ("context", "embed_dim", "n_layers", "n_heads", "max_ticks", "expected",
@@ -80,9 +81,7 @@ class GASConfig(DTConfig):
     def validate(self) -> None:
         super().validate()
         for name in ("n_candidates", "n_critics", "critic_batch_size", "critic_updates"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+            check_int(name, getattr(self, name), 1)
         if not (0 < self.scale_low <= self.scale_high and math.isfinite(self.scale_high)):
             raise ValueError(f"scale_low, scale_high must satisfy 0 < low <= high, got "
                              f"{self.scale_low!r}, {self.scale_high!r}")

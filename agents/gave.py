@@ -53,6 +53,7 @@ from torch import nn
 from torch.func import functional_call
 
 from agents.dt import DecisionTransformer, DTAgent, DTConfig
+from bidenv.validation import check_int
 
 #: Bound on the beta head's logit: sigmoid(15) = 1 - 3e-7 is still < 1 in float32.
 BETA_LOGIT_CLAMP = 15.0
@@ -90,8 +91,7 @@ class GAVEConfig(DTConfig):
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
         if not 0 < self.tau < 1:
             raise ValueError(f"tau must be in (0, 1), got {self.tau!r}")
-        if not isinstance(self.head_hidden, int) or self.head_hidden < 1:
-            raise ValueError(f"head_hidden must be an integer >= 1, got {self.head_hidden!r}")
+        check_int("head_hidden", self.head_hidden, 1)
         if not self.value_head and (self.w_expectile or self.w_value):
             raise ValueError("w_expectile and w_value must be 0 without a value head")
 

@@ -17,9 +17,10 @@ import math
 
 import numpy as np
 
-from agents.base import BaseAgent, DayLedger, feature, positive_number
+from agents.base import BaseAgent, DayLedger, feature
 from agents.lp import LpSolution, solve_allocation_lp
 from bidenv.scoring import MAX_ALPHA
+from bidenv.validation import check_int, check_number
 
 
 class OnlineLpAgent(BaseAgent):
@@ -68,12 +69,8 @@ class OnlineLpAgent(BaseAgent):
 
     def __init__(self, *, alpha0: float = 1.0, min_opportunities: int = 200,
                  max_alpha: float = MAX_ALPHA):
-        self.alpha0 = positive_number("alpha0", alpha0)
-        if isinstance(min_opportunities, bool) or not isinstance(
-                min_opportunities, (int, np.integer)) or min_opportunities < 1:
-            raise ValueError(f"min_opportunities must be an integer >= 1, got "
-                             f"{min_opportunities!r}")
-        self.min_opportunities = int(min_opportunities)
+        self.alpha0 = check_number("alpha0", alpha0, 0, low_open=True)
+        self.min_opportunities = check_int("min_opportunities", min_opportunities, 1)
         super().__init__(max_alpha=max_alpha)
 
     def reset(self, campaign: dict | None = None) -> None:

@@ -24,8 +24,9 @@ import math
 
 import numpy as np
 
-from agents.base import BaseAgent, DayLedger, feature, non_negative, positive_number
+from agents.base import BaseAgent, DayLedger, feature
 from bidenv.scoring import MAX_ALPHA
+from bidenv.validation import check_number
 
 # Smallest traffic share left used in the pacing error (the last tick's share is ~1-2%).
 _MIN_SHARE_LEFT = 1e-3
@@ -43,9 +44,9 @@ class VelocityPID:
     """
 
     def __init__(self, kp: float, ki: float, kd: float = 0.0):
-        self.kp = non_negative("kp", kp)
-        self.ki = non_negative("ki", ki)
-        self.kd = non_negative("kd", kd)
+        self.kp = check_number("kp", kp, 0)
+        self.ki = check_number("ki", ki, 0)
+        self.kd = check_number("kd", kd, 0)
         self.reset()
 
     def reset(self) -> None:
@@ -110,8 +111,8 @@ class PidBudgetAgent(BaseAgent):
     def __init__(self, kp: float = 0.5, ki: float = 0.5, kd: float = 0.0, *,
                  max_step: float = 0.5, alpha0: float = 1.0, max_alpha: float = MAX_ALPHA):
         self.pid = VelocityPID(kp, ki, kd)
-        self.max_step = positive_number("max_step", max_step)
-        self.alpha0 = positive_number("alpha0", alpha0)
+        self.max_step = check_number("max_step", max_step, 0, low_open=True)
+        self.alpha0 = check_number("alpha0", alpha0, 0, low_open=True)
         super().__init__(max_alpha=max_alpha)
 
     def reset(self, campaign: dict | None = None) -> None:
@@ -178,11 +179,11 @@ class PidCpaAgent(BaseAgent):
                  max_alpha: float = MAX_ALPHA):
         self.pid = VelocityPID(kp, ki)
         self.pace_pid = VelocityPID(pace_kp, pace_ki)
-        self.prior_conversions = non_negative("prior_conversions", prior_conversions)
-        self.prediction_weight = non_negative("prediction_weight", prediction_weight)
+        self.prior_conversions = check_number("prior_conversions", prior_conversions, 0)
+        self.prediction_weight = check_number("prediction_weight", prediction_weight, 0)
         self.pace = bool(pace)
-        self.max_step = positive_number("max_step", max_step)
-        self.alpha0 = positive_number("alpha0", alpha0)
+        self.max_step = check_number("max_step", max_step, 0, low_open=True)
+        self.alpha0 = check_number("alpha0", alpha0, 0, low_open=True)
         super().__init__(max_alpha=max_alpha)
 
     def reset(self, campaign: dict | None = None) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from bidenv.io import atomic_path
+from bidenv.validation import check_int
 
 ALGORITHMS = ("ppo", "sac", "td3")
 
@@ -73,9 +74,7 @@ class TrainConfig:
     def validate(self) -> None:
         _algo_class(self.algo)
         for name in ("timesteps", "n_envs"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         if not self.net_arch or any(not isinstance(h, int) or h < 1 for h in self.net_arch):
             raise ValueError(f"net_arch must be a list of positive integers, got {self.net_arch}")
         if not self.learning_rate > 0:

@@ -54,12 +54,13 @@ stays in cache; the top ``K + 1`` bids of each row are found with
 
 from __future__ import annotations
 
-import math
 import numbers
 import threading
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from bidenv.validation import check_choice, check_int, check_number
 
 __all__ = ["MECHANISMS", "AuctionResult", "run_auction", "validate_exposure"]
 
@@ -322,27 +323,12 @@ def run_auction(
     """
     bids_arr = _as_bids(bids)
     n, k = bids_arr.shape
-    if not isinstance(mechanism, str) or mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
-    # Invalid types raise ValueError too (project convention), hence noqa TRY004.
-    if isinstance(reserve, (bool, np.bool_)) or not isinstance(reserve, numbers.Real):
-        raise ValueError(  # noqa: TRY004
-            f"reserve must be a finite number >= 0, got {reserve!r}"
-        )
-    reserve = float(reserve)
-    if not math.isfinite(reserve) or reserve < 0.0:
-        raise ValueError(f"reserve must be a finite number >= 0, got {reserve!r}")
+    check_choice("mechanism", mechanism, MECHANISMS)
+    reserve = check_number("reserve", reserve, 0.0)
     k_max, row_slots = _as_slots(n_slots, n)
     expo = _as_run_exposure(exposure, n, k_max) if mechanism == "vcg" else None
     elig = _as_eligible(eligible, (n, k))
-    if isinstance(chunk_rows, (bool, np.bool_)) or not isinstance(
-        chunk_rows, numbers.Integral
-    ):
-        raise ValueError(  # noqa: TRY004
-            f"chunk_rows must be an int >= 1, got {chunk_rows!r}"
-        )
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    chunk_rows = check_int("chunk_rows", chunk_rows, 1)
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
             f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
@@ -614,8 +600,7 @@ def price_sorted(
     if width < k_max + 1 or top_bids.shape != order.shape:
         raise ValueError(f"order and top_bids must have shape (n, >= K + 1) = ({n}, {k_max + 1}), "
                          f"got {order.shape} and {top_bids.shape}")
-    if mechanism not in MECHANISMS:
-        raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
+    check_choice("mechanism", mechanism, MECHANISMS)
     expo = _as_run_exposure(exposure, n, k_max) if mechanism == "vcg" else None
     # Rows whose per-row slot counts are all small still report width - 1 slot columns.
     winners = np.full((n, width - 1), -1, dtype=np.int64)

@@ -55,7 +55,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bidenv.scoring import CONSTRAINTS
-from bidenv.validation import short_repr
+from bidenv.validation import check_choice, check_int, check_number, short_repr
 
 #: Number of advertiser categories; each has its own pValue level (see traffic).
 N_CATEGORIES = 8
@@ -106,23 +106,8 @@ MAX_MONEY = 1e30
 MIN_TARGET = 1e-30
 
 
-def _positive(name: str, value, low: float = 0.0, high: float = math.inf,
-              why: str = "beyond it the environment's float32 bids overflow or vanish") -> float:
-    """``value`` as a float in ``(0, high]`` (``[low, high]`` when ``low > 0``), else a
-    one-line ``ValueError`` naming ``name`` and the range."""
-    if low > 0 or math.isfinite(high):
-        allowed = f"a number in {'[' if low > 0 else '('}{low:g}, {high:g}]"
-    else:
-        allowed = "a finite number > 0"
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}") from None
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}")
-    if not low <= number <= high:
-        raise ValueError(f"{name} must be {allowed} ({why}), got {short_repr(value)}")
-    return number
+#: Why values beyond those bounds are refused (quoted in the error message).
+_FLOAT32_BIDS = "beyond it the environment's float32 bids overflow or vanish"
 
 
 @dataclass(frozen=True)
@@ -150,11 +135,9 @@ class Campaign:
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
-        set_("budget", _positive("budget", self.budget, high=MAX_MONEY,
-                                 why="prices are float32 bids; a larger budget is a typo"))
-        if not isinstance(self.constraint, str) or self.constraint not in CONSTRAINTS:
-            raise ValueError(f"constraint must be one of {CONSTRAINTS}, got "
-                             f"{short_repr(self.constraint)}")
+        set_("budget", check_number("budget", self.budget, 0, MAX_MONEY, low_open=True,
+                                    why="prices are float32 bids; a budget over 1e30 is a typo"))
+        check_choice("constraint", self.constraint, CONSTRAINTS)
         if self.constraint == "cpa" and self.target_cpa is None:
             raise ValueError("target_cpa is required for a 'cpa' campaign (a number > 0)")
         if self.constraint == "roi" and self.target_roi is None:
@@ -162,18 +145,15 @@ class Campaign:
         if self.constraint == "budget" and self.target_cpa is None:
             set_("target_cpa", DEFAULT_BUDGET_BID_SCALE)
         if self.target_cpa is not None:
-            set_("target_cpa", _positive("target_cpa", self.target_cpa, MIN_TARGET, MAX_MONEY))
+            set_("target_cpa", check_number("target_cpa", self.target_cpa, MIN_TARGET,
+                                            MAX_MONEY, why=_FLOAT32_BIDS))
         if self.target_roi is not None:
-            set_("target_roi", _positive("target_roi", self.target_roi, MIN_TARGET,
-                                         1.0 / MIN_TARGET))
-        try:
-            category = int(self.category)
-        except (TypeError, ValueError, OverflowError):
-            category = -1
-        if category != self.category or not 0 <= category < N_CATEGORIES:
-            raise ValueError(f"category must be an integer in [0, {N_CATEGORIES}), got "
-                             f"{short_repr(self.category)}")
-        set_("category", category)
+            set_("target_roi", check_number("target_roi", self.target_roi, MIN_TARGET,
+                                            1.0 / MIN_TARGET, why=_FLOAT32_BIDS))
+        category = self.category
+        if isinstance(category, (float, np.floating)) and float(category).is_integer():
+            category = int(category)  # a whole float, e.g. from a float data column
+        set_("category", check_int("category", category, 0, N_CATEGORIES - 1))
 
     @classmethod
     def coerce(cls, spec) -> Campaign:
@@ -266,11 +246,9 @@ def market_target(category: int, constraint: str = "cpa", tightness: float = 1.0
     scale), ``MARKET_ROI[category] * tightness`` for ``"roi"``: tightness 1 is the market
     reference, above 1 harder (a lower CPA, a higher ROI), below 1 looser.
     """
-    if constraint not in CONSTRAINTS:
-        raise ValueError(f"constraint must be one of {CONSTRAINTS}, got "
-                         f"{short_repr(constraint)}")
+    check_choice("constraint", constraint, CONSTRAINTS)
     category = Campaign(budget=1.0, target_cpa=1.0, category=category).category
-    tightness = _positive("tightness", tightness)
+    tightness = check_number("tightness", tightness, 0, low_open=True)
     if constraint == "roi":
         return float(MARKET_ROI[category]) * tightness
     return float(MARKET_CPA[category]) / tightness

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -23,6 +21,7 @@ from bidenv.features import (  # noqa: F401  (re-exported: bidenv.env.FEATURE_NA
 )
 from bidenv.scoring import campaign_score, ratio
 from bidenv.traffic import SlotSettings, make_traffic
+from bidenv.validation import check_choice, check_int, check_number
 
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
 REWARD_MODES = ("score", "expected_score", "conversions")
@@ -164,31 +163,17 @@ class AutoBiddingEnv(gym.Env):
                  reserve_price: float = 0.01, beta: float = 2.0, reward_mode: str = "score",
                  campaign=None, traffic="mixed", competitors=None, record: bool = False,
                  max_alpha: float = 10.0):
-        _int_at_least("n_ticks", n_ticks, 1)
-        _int_at_least("n_competitors", n_competitors, 0)
-        if not (isinstance(opportunities_per_day, (int, float, np.number))
-                and math.isfinite(opportunities_per_day) and opportunities_per_day > 0):
-            raise ValueError(f"opportunities_per_day must be a number > 0, got "
-                             f"{opportunities_per_day!r}")
+        self.n_ticks = check_int("n_ticks", n_ticks, 1)
+        self.n_competitors = check_int("n_competitors", n_competitors, 0)
+        self.opportunities_per_day = check_number("opportunities_per_day",
+                                                  opportunities_per_day, 0, low_open=True)
         self.slot_settings = SlotSettings(n_slots, tuple(slot_exposure))
-        if mechanism not in MECHANISMS:
-            raise ValueError(f"mechanism must be one of {MECHANISMS}, got {mechanism!r}")
-        if not (isinstance(reserve_price, (int, float, np.number)) and
-                math.isfinite(reserve_price) and reserve_price >= 0):
-            raise ValueError(f"reserve_price must be a finite number >= 0, got {reserve_price!r}")
-        if not (isinstance(beta, (int, float, np.number)) and math.isfinite(beta) and beta >= 0):
-            raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
-        if reward_mode not in REWARD_MODES:
-            raise ValueError(f"reward_mode must be one of {REWARD_MODES}, got {reward_mode!r}")
-        if not (math.isfinite(max_alpha) and max_alpha > 1):
-            raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
-        self.n_ticks = int(n_ticks)
-        self.n_competitors = int(n_competitors)
-        self.opportunities_per_day = float(opportunities_per_day)
+        self.mechanism = check_choice("mechanism", mechanism, MECHANISMS)
+        self.reserve_price = check_number("reserve_price", reserve_price, 0)
+        self.beta = check_number("beta", beta, 0)
+        check_choice("reward_mode", reward_mode, REWARD_MODES)
+        check_number("max_alpha", max_alpha, 1, low_open=True)
         self.n_slots = int(n_slots)
-        self.mechanism = mechanism
-        self.reserve_price = float(reserve_price)
-        self.beta = float(beta)
         self.reward_mode = reward_mode
         self.campaign = None if campaign is None else Campaign.coerce(campaign)
         self.traffic_source = make_traffic(traffic)
@@ -394,11 +379,6 @@ class AutoBiddingEnv(gym.Env):
             "constraint": camp.constraint,
             "target": camp.target,
         }
-
-
-def _int_at_least(name: str, value, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
 AutoBiddingEnv.__doc__ = AutoBiddingEnv.__doc__.replace("{features}", _feature_table())

@@ -5,7 +5,9 @@ from a file can be absurdly large: a few hundred bytes of YAML with nested alias
 laughs") expand to hundreds of millions of list items, and ``repr`` of them is a message of
 hundreds of megabytes. :func:`short_repr` quotes a bounded excerpt (it never builds the full
 ``repr`` of a container), and :func:`check_size` refuses a plain-data structure that is far
-too big to be a spec before anything walks it element by element.
+too big to be a spec before anything walks it element by element. :func:`check_number`,
+:func:`check_int` and :func:`check_choice` are the project's one set of parameter checks: each
+names the parameter first and says what is allowed, in one line.
 
 >>> short_repr("x" * 1000, limit=20)
 "'xxxxxxx...xxxxxxxx'"
@@ -15,9 +17,13 @@ too big to be a spec before anything walks it element by element.
 
 from __future__ import annotations
 
+import math
+import numbers
 import reprlib
 from collections.abc import Mapping
 from itertools import islice
+
+import numpy as np
 
 #: Characters of a value that error messages quote at most.
 REPR_LIMIT = 80
@@ -94,3 +100,131 @@ def check_size(value, what: str, *, max_values: int = 10_000, max_depth: int = 3
             else:
                 items = [(item, depth + 1, field) for item in islice(node, max(room, 1))]
             stack.extend(reversed(items))
+
+
+def _bound(value) -> str:
+    """A bound as messages show it: integers in full, floats in ``%g`` form."""
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    return f"{float(value):g}"
+
+
+def _as_real(value) -> float | None:
+    """``float(value)`` for a real number (not a bool, not a string), else None."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if not isinstance(value, numbers.Real) and not (
+            isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):  # e.g. an int beyond the float range
+        return None
+
+
+def check_number(name: str, value, low=None, high=None, *, low_open: bool = False,
+                 high_open: bool = False, why: str | None = None) -> float:
+    """``float(value)`` if it is a real number within the bounds, else a one-line ``ValueError``.
+
+    Bools, strings and other non-numbers are refused, and so are NaN and infinities, except an
+    infinity that a closed infinite bound allows (``high=math.inf``). ``None`` means no bound;
+    ``low_open``/``high_open`` exclude the bound itself. The message names ``name`` first, then
+    the allowed values (``a number in [low, high]``, or ``a finite number > low`` with a lower
+    bound only), then ``why`` in parentheses when given, then the value (:func:`short_repr`).
+
+    >>> check_number("lr", 3e-4, 0, 1, low_open=True, high_open=True)
+    0.0003
+    >>> check_number("beta", -1, 0)
+    Traceback (most recent call last):
+    ...
+    ValueError: beta must be a finite number >= 0, got -1
+    >>> check_number("share", float("nan"), 0, 1, low_open=True)
+    Traceback (most recent call last):
+    ...
+    ValueError: share must be a number in (0, 1], got nan
+    >>> check_number("flag", True)
+    Traceback (most recent call last):
+    ...
+    ValueError: flag must be a finite number, got True
+    """
+    x = _as_real(value)
+    ok = x is not None and not math.isnan(x)
+    if ok and math.isinf(x):  # only where a closed infinite bound allows it
+        ok = (high == math.inf and not high_open) if x > 0 else (
+            low == -math.inf and not low_open)
+    if ok and low is not None:
+        ok = x > low if low_open else x >= low
+    if ok and high is not None:
+        ok = x < high if high_open else x <= high
+    if ok:
+        return x
+    if high is not None and high == math.inf and high_open:  # (0, inf) reads "> 0"
+        high = None
+    if low is not None and low == -math.inf and low_open:
+        low = None
+    if low is None and high is None:
+        allowed = "a finite number"
+    elif high is None:
+        allowed = f"a finite number {'>' if low_open else '>='} {_bound(low)}"
+    elif low is None:
+        allowed = f"a finite number {'<' if high_open else '<='} {_bound(high)}"
+    else:
+        allowed = (f"a number in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+                   f"{')' if high_open else ']'}")
+    reason = f" ({why})" if why else ""
+    raise ValueError(f"{name} must be {allowed}{reason}, got {short_repr(value)}")
+
+
+def check_int(name: str, value, low: int | None = None, high: int | None = None) -> int:
+    """``int(value)`` if it is an integer in ``[low, high]``, else a one-line ``ValueError``.
+
+    Python and numpy integers are accepted; bools and floats are refused, whole floats such as
+    ``3.0`` included (a count given as a float is most often a mistake). ``None`` means no
+    bound. The message names ``name`` first: ``an integer >= low`` with a lower bound only,
+    ``an integer in [low, high]`` with both.
+
+    >>> check_int("workers", 4, 1)
+    4
+    >>> check_int("workers", 0, 1)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be an integer >= 1, got 0
+    >>> check_int("days", 2.0, 1, 10)
+    Traceback (most recent call last):
+    ...
+    ValueError: days must be an integer in [1, 10], got 2.0
+    """
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    ok = ok and (low is None or value >= low) and (high is None or value <= high)
+    if ok:
+        return int(value)
+    if low is None and high is None:
+        allowed = "an integer"
+    elif high is None:
+        allowed = f"an integer >= {low}"
+    elif low is None:
+        allowed = f"an integer <= {high}"
+    else:
+        allowed = f"an integer in [{low}, {high}]"
+    raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}")
+
+
+def check_choice(name: str, value, choices):
+    """``value`` if it is one of ``choices`` (compared with ``==``), else a one-line
+    ``ValueError`` naming ``name`` and the choices.
+
+    >>> check_choice("mechanism", "gsp", ("gsp", "vcg"))
+    'gsp'
+    >>> check_choice("mechanism", "english", ("gsp", "vcg"))
+    Traceback (most recent call last):
+    ...
+    ValueError: mechanism must be one of ('gsp', 'vcg'), got 'english'
+    """
+    try:
+        ok = value in choices
+    except (TypeError, ValueError):  # unhashable value and a set of choices, an array...
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be one of {short_repr(choices, 200)}, got "
+                         f"{short_repr(value)}")
+    return value

@@ -44,7 +44,14 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.scoring import ratio
-from bidenv.validation import check_size, clip, short_repr
+from bidenv.validation import (
+    check_choice,
+    check_int,
+    check_number,
+    check_size,
+    clip,
+    short_repr,
+)
 
 #: A budget is "saturated" when the strategy spends less than this share of it ...
 SATURATION_BUDGET_USED = 0.9
@@ -120,24 +127,6 @@ class BudgetSpec:
         return " / ".join(f"{k} {100 * v / total:.0f}%" for k, v in self.traffic.items())
 
 
-def _number(name: str, value, low: float, high: float, *, low_open: bool = True) -> float:
-    ok = isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and (value > low if low_open else value >= low)
-    if not (ok and value <= high):
-        bracket = "(" if low_open else "["
-        raise ValueError(f"spec field {name!r} must be a number in {bracket}{low:g}, {high:g}], "
-                         f"got {short_repr(value)}")
-    return float(value)
-
-
-def _integer(name: str, value, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not (
-            low <= value <= high):
-        raise ValueError(f"spec field {name!r} must be an integer in [{low}, {high}], "
-                         f"got {short_repr(value)}")
-    return int(value)
-
-
 def _budgets(spec: Mapping) -> tuple:
     if ("budgets" in spec) == ("budget_range" in spec):
         raise ValueError("spec needs exactly one of 'budgets' (a list of numbers in (0, 1e9]) "
@@ -149,9 +138,11 @@ def _budgets(spec: Mapping) -> tuple:
         if not isinstance(rng, Mapping) or set(rng) != {"start", "stop", "num"}:
             raise ValueError("spec field 'budget_range' must be {start, stop, num} (or a list "
                              f"[start, stop, num]), got {short_repr(rng)}")
-        start = _number("budget_range.start", rng["start"], 0, MAX_BUDGET)
-        stop = _number("budget_range.stop", rng["stop"], 0, MAX_BUDGET)
-        num = _integer("budget_range.num", rng["num"], 1, MAX_BUDGETS)
+        start = check_number("spec field 'budget_range.start'", rng["start"], 0, MAX_BUDGET,
+                             low_open=True)
+        stop = check_number("spec field 'budget_range.stop'", rng["stop"], 0, MAX_BUDGET,
+                            low_open=True)
+        num = check_int("spec field 'budget_range.num'", rng["num"], 1, MAX_BUDGETS)
         if num > 1 and not stop > start:
             raise ValueError(f"spec field 'budget_range' needs stop > start, got start {start:g},"
                              f" stop {stop:g}")
@@ -164,7 +155,8 @@ def _budgets(spec: Mapping) -> tuple:
             1 <= len(budgets) <= MAX_BUDGETS):
         raise ValueError(f"spec field 'budgets' must be a list of 1-{MAX_BUDGETS} numbers in "
                          f"(0, {MAX_BUDGET:g}], got {short_repr(budgets)}")
-    values = [_number(f"budgets[{i}]", b, 0, MAX_BUDGET) for i, b in enumerate(budgets)]
+    values = [check_number(f"spec field 'budgets[{i}]'", b, 0, MAX_BUDGET, low_open=True)
+              for i, b in enumerate(budgets)]
     if len(set(values)) != len(values):
         raise ValueError(f"spec field 'budgets' has duplicates: {short_repr(values)}")
     return tuple(sorted(values))
@@ -181,7 +173,7 @@ def _traffic(value):
         if unknown or not value:
             raise ValueError("spec field 'traffic' as a mapping takes shares for 'feed' and "
                              f"'search' only, got keys {short_repr(sorted(map(str, value)))}")
-        shares = {k: _number(f"traffic.{k}", v, 0, 1e9, low_open=False)
+        shares = {k: check_number(f"spec field 'traffic.{k}'", v, 0, 1e9)
                   for k, v in value.items()}
         if sum(shares.values()) <= 0:
             raise ValueError(f"spec field 'traffic' needs a share > 0, got "
@@ -228,9 +220,7 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
                          f"{', '.join(_SPEC_FIELDS)}")
     budgets = _budgets(data)
     constraint = data.get("constraint", "cpa")
-    if not isinstance(constraint, str) or constraint not in DEFAULT_TARGETS:
-        raise ValueError(f"spec field 'constraint' must be one of {tuple(DEFAULT_TARGETS)}, "
-                         f"got {short_repr(constraint)}")
+    check_choice("spec field 'constraint'", constraint, tuple(DEFAULT_TARGETS))
     if "target" in data and "targets" in data:
         raise ValueError("spec takes 'target' or 'targets', not both")
     targets = data.get("targets", data.get("target", DEFAULT_TARGETS[constraint]))
@@ -240,8 +230,9 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
     if not 1 <= len(targets) <= 20:
         raise ValueError(f"spec field {name!r} must hold 1-20 numbers > 0, got "
                          f"{short_repr(targets)}")
-    targets = tuple(dict.fromkeys(_number(name, t, 0, 1e9) for t in targets))
-    category = _integer("category", data.get("category", 3), 0, N_CATEGORIES - 1)
+    targets = tuple(dict.fromkeys(check_number(f"spec field {name!r}", t, 0, 1e9, low_open=True)
+                                  for t in targets))
+    category = check_int("spec field 'category'", data.get("category", 3), 0, N_CATEGORIES - 1)
     strategies = data.get("strategies", ("pid_cpa", "online_lp"))
     if isinstance(strategies, str):
         strategies = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -256,8 +247,8 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
             agents.from_spec(s)
         except (ValueError, OSError) as exc:
             raise ValueError(f"spec field 'strategies': {clip(str(exc), 300)}") from None
-    days = _integer("days", data.get("days", 5), 1, MAX_DAYS)
-    seed = _integer("seed", data.get("seed", 0), 0, 2**31 - 1)
+    days = check_int("spec field 'days'", data.get("days", 5), 1, MAX_DAYS)
+    seed = check_int("spec field 'seed'", data.get("seed", 0), 0, 2**31 - 1)
     env_id = data.get("env_id", BudgetSpec.env_id)
     from gymnasium.envs.registration import registry
 
@@ -437,8 +428,7 @@ def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
     import pandas as pd
     from tqdm.auto import tqdm
 
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_int("workers", workers, 1)
     plain = spec.to_dict()
     tasks = [(s, t, b, d, plain) for s in spec.strategies for t in spec.targets
              for b in spec.budgets for d in range(spec.days)]
@@ -609,10 +599,8 @@ def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
     """
     import pandas as pd
 
-    if not (isinstance(saturation, (int, float)) and 0 < saturation <= 1):
-        raise ValueError(f"saturation must be a number in (0, 1], got {saturation!r}")
-    if not (isinstance(spend_tolerance, (int, float)) and 0 <= spend_tolerance < 1):
-        raise ValueError(f"spend_tolerance must be a number in [0, 1), got {spend_tolerance!r}")
+    check_number("saturation", saturation, 0, 1, low_open=True)
+    check_number("spend_tolerance", spend_tolerance, 0, 1, high_open=True)
     missing = {"strategy", "constraint", "target", "budget", "spend", "budget_used",
                "marginal_cpa", "marginal_roi"} - set(frame.columns)
     if missing:

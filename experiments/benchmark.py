@@ -46,6 +46,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bidenv.validation import check_int
+
 EVAL_SEED_OFFSET = 1_000_000
 HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
 #: The agent every other one is compared with on the same days (paired differences).
@@ -337,8 +339,7 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {list(PRESETS)}, got {preset!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_int("workers", workers, 1)
     spec = PRESETS[preset]
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from bidenv.calibration import DEFAULT_CAMPAIGN, MATCHED, REFERENCE, calibrate
+from bidenv.validation import check_int
 from experiments.io import atomic_write_csv
 
 FULL = "bidenv/AutoBidding-v0"
@@ -62,8 +63,7 @@ def run_calibrate(days: int = 10, seed: int = 0, out="bidenv-calibration", *,
     """
     from tqdm.auto import tqdm
 
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+    check_int("days", days, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     with tqdm(total=2 * days, desc="calibrating", unit="day", disable=not progress) as bar:

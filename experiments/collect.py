@@ -27,6 +27,7 @@ from bidenv.campaign import (
     draw_agent_campaign,
 )
 from bidenv.offline import COLUMNS, OBS_COLUMNS
+from bidenv.validation import check_int
 
 #: Default behaviour mix: heuristic bidders and their weights.
 DEFAULT_BEHAVIORS = {"pid_cpa": 0.3, "online_lp": 0.25, "pid_budget": 0.2, "fixed": 0.15,
@@ -75,8 +76,7 @@ class CollectConfig:
     def __post_init__(self):
         import agents
 
-        if not isinstance(self.episodes, int) or self.episodes < 1:
-            raise ValueError(f"episodes must be an integer >= 1, got {self.episodes!r}")
+        check_int("episodes", self.episodes, 1)
         seed_ok = isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
         if not seed_ok or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
@@ -222,8 +222,7 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
         config = CollectConfig(**overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_int("workers", workers, 1)
     chunk = 10
     tasks = [(config, list(range(i, min(i + chunk, config.episodes))))
              for i in range(0, config.episodes, chunk)]

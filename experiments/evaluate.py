@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from bidenv.scoring import ratio
+from bidenv.validation import check_int
 
 VIOLATION_TOLERANCE = 1.05
 
@@ -281,15 +282,12 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
             agents.from_spec(spec, **kwargs)
         except (OSError, KeyError, RuntimeError) as exc:  # missing or corrupt checkpoint
             raise ValueError(f"agents: cannot load {spec!r}: {exc}") from None
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    check_int("seed", seed, 0)
     from experiments.io import check_env_id
 
     check_env_id(env_id)
-    if not isinstance(episodes, int) or episodes < 1:
-        raise ValueError(f"episodes must be an integer >= 1, got {episodes!r}")
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    episodes = check_int("episodes", episodes, 1)
+    workers = check_int("workers", workers, 1)
     scenario_list = get_scenarios(scenarios)
     env_kwargs = dict(env_kwargs or {})
     # The yardstick of each (scenario, day) first: it depends on no agent.

@@ -39,6 +39,8 @@ import time
 
 import numpy as np
 
+from bidenv.validation import check_int
+
 #: Seeds of the measurement days start here (evaluation days start at 0).
 DEFAULT_SEED = 1000
 #: Days per category of the stored table.
@@ -138,8 +140,7 @@ def measure(days: int = DEFAULT_DAYS, seed: int = DEFAULT_SEED, *, env_id: str =
     from bidenv.campaign import MARKET_REFERENCE_BUDGET, N_CATEGORIES, budget_scale
     from bidenv.oracle import day_from_recording
 
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise ValueError(f"days must be an integer >= 1, got {days!r}")
+    check_int("days", days, 1)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     budget = MARKET_REFERENCE_BUDGET if budget is None else float(budget)

@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
+from bidenv.validation import check_int
+
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -56,8 +58,7 @@ def _init_worker(parent: int, extra: Callable[[], None] | None) -> None:
 
 def pool_size(workers: int, jobs: int) -> int:
     """Processes to start: at most the jobs and the CPUs, at least one."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_int("workers", workers, 1)
     return max(1, min(workers, jobs, os.cpu_count() or 1))
 
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 import agents
 import bidenv  # noqa: F401  (registers the environments)
+from bidenv.validation import check_int
 
 #: The bidders on the leaderboard (registered names, see ``agents.available()``).
 HEURISTICS = ("truthful", "pid_budget", "pid_cpa", "online_lp")
@@ -120,8 +121,7 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
 
     start = time.perf_counter()
     workers = default_workers() if workers is None else workers
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    workers = check_int("workers", workers, 1)
     out = Path(out)
     specs = quickstart_agents()
     print(f"bidenv quickstart: {env_id}; {len(specs)} bidders x {episodes} held-out day(s) "

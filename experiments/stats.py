@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bidenv.validation import check_int, check_number
+
 STATISTICS = ("mean", "iqm", "median", "optimality_gap")
 
 # Upper bound on the number of cells materialised at once by a vectorised bootstrap chunk.
@@ -193,13 +195,6 @@ def _statistic_fn(statistic: str, threshold: float) -> Callable[[np.ndarray], np
 # Validation and resampling machinery
 # ---------------------------------------------------------------------------------------------
 
-def _check_common(n_boot, level) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be an integer >= 1, got {n_boot!r}")
-    if not isinstance(level, (int, float, np.floating)) or not 0.0 < float(level) < 1.0:
-        raise ValueError(f"level must be in the open interval (0, 1), got {level!r}")
-
-
 def _as_matrix(values, name: str) -> np.ndarray:
     try:
         x = np.asarray(values, dtype=np.float64)
@@ -318,7 +313,8 @@ def two_level_bootstrap(values, *, statistic: str = "mean", strata=None, thresho
     Raises:
         ValueError: On a bad ``statistic``, ``n_boot``, ``level``, ``values`` or ``strata``.
     """
-    _check_common(n_boot, level)
+    check_int("n_boot", n_boot, 1)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     fn = _statistic_fn(statistic, threshold)
     points, reps = _bootstrap(values, strata, [fn], n_boot, seed)
     if points is None:
@@ -377,7 +373,8 @@ def paired_difference(a, b, *, strata=None, n_boot: int = 2000, level: float = 0
         ValueError: If the day counts of ``a`` and ``b`` differ, or on bad ``n_boot``,
             ``level`` or ``strata``.
     """
-    _check_common(n_boot, level)
+    check_int("n_boot", n_boot, 1)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     xa, xb = _as_matrix(a, "a"), _as_matrix(b, "b")
     if xa.shape[1] != xb.shape[1]:
         raise ValueError(f"a and b must have the same number of days (columns), got "
@@ -529,7 +526,8 @@ def summary_table(frame: pd.DataFrame, *, value: str = "pct_of_oracle", threshol
         ``mean_low``, ``mean_high``, ``iqm``, ``iqm_low``, ``iqm_high``, ``optimality_gap``,
         ``optimality_gap_low``, ``optimality_gap_high``.
     """
-    _check_common(n_boot, level)
+    check_int("n_boot", n_boot, 1)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     strata = day_columns(frame)["scenario"].to_numpy()
     names = ("mean", "iqm", "optimality_gap")
     fns = [_mean_rows, _iqm_rows, _gap_rows(threshold)]
@@ -569,7 +567,8 @@ def paired_table(frame: pd.DataFrame, reference, *, value: str = "pct_of_oracle"
     Raises:
         ValueError: If ``reference`` is not an agent of the frame.
     """
-    _check_common(n_boot, level)
+    check_int("n_boot", n_boot, 1)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     _require_columns(frame, ["agent", "scenario", "episode", value], value)
     agents = list(pd.unique(frame["agent"]))
     if reference not in agents:
@@ -624,7 +623,8 @@ def performance_profile(frame: pd.DataFrame, path, *, value: str = "pct_of_oracl
 
     from experiments.io import atomic_save_figure
 
-    _check_common(n_boot, level)
+    check_int("n_boot", n_boot, 1)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
     _require_columns(frame, ["agent", "scenario", "episode", value], value)
     if taus is None:
         v = frame[value].to_numpy(dtype=np.float64)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from bidenv.env import AutoBiddingEnv
 from bidenv.traffic import SOURCE_FEED, SOURCE_NAMES, SOURCE_SEARCH, TrafficMix
+from bidenv.validation import check_int
 from experiments.io import atomic_save_figure, atomic_write_csv
 
 #: Eligible cells kept per tick and source for the pValue histogram.
@@ -89,9 +90,7 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
     import matplotlib.pyplot as plt
     from tqdm.auto import tqdm
 
-    if isinstance(n_advertisers, bool) or not isinstance(n_advertisers, (int, np.integer)) \
-            or n_advertisers < 1:
-        raise ValueError(f"n_advertisers must be an integer >= 1, got {n_advertisers!r}")
+    n_advertisers = check_int("n_advertisers", n_advertisers, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = AutoBiddingEnv(n_competitors=int(n_advertisers) - 1,

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bidenv.campaign import CampaignArrays
+from bidenv.validation import check_int, check_number
 
 SOURCE_FEED = 0
 SOURCE_SEARCH = 1
@@ -59,8 +60,7 @@ def diurnal_shares(n_ticks: int, coefficients=DIURNAL_LOG_FOURIER, shift_hours: 
     The curve is evaluated at the middle of each tick (finely sub-sampled, so that any
     ``n_ticks`` gives consistent shares). ``shift_hours`` moves the curve later in the day.
     """
-    if n_ticks < 1:
-        raise ValueError(f"n_ticks must be >= 1, got {n_ticks}")
+    n_ticks = check_int("n_ticks", n_ticks, 1)
     sub = 16
     t = (np.arange(n_ticks * sub) + 0.5) / (n_ticks * sub) - shift_hours / 24.0
     z = np.zeros_like(t)
@@ -94,8 +94,7 @@ class SlotSettings:
 
 def validate_slots(n_slots, slot_exposure) -> None:
     """Raise ``ValueError`` unless ``n_slots >= 1`` and ``slot_exposure`` fits it."""
-    if isinstance(n_slots, bool) or not isinstance(n_slots, (int, np.integer)) or n_slots < 1:
-        raise ValueError(f"n_slots must be an integer >= 1, got {n_slots!r}")
+    check_int("n_slots", n_slots, 1)
     try:
         exp = np.asarray(slot_exposure, dtype=np.float64)
     except (TypeError, ValueError):
@@ -417,10 +416,8 @@ class TrafficSource:
 
     def __init__(self, daily_volume: float | None = None,
                  slots: SlotSettings | str | None = None):
-        if daily_volume is not None and not (
-                isinstance(daily_volume, (int, float, np.number)) and np.isfinite(daily_volume)
-                and daily_volume > 0):
-            raise ValueError(f"daily_volume must be a number > 0, got {daily_volume!r}")
+        if daily_volume is not None:
+            check_number("daily_volume", daily_volume, 0, low_open=True)
         if isinstance(slots, str):
             if slots != "native" or self.native_slots is None:
                 raise ValueError(f"slots must be a SlotSettings, None (the env's) or 'native' "

@@ -54,7 +54,8 @@ from __future__ import annotations
 import numpy as np
 
 from bidenv.traffic.base import SOURCE_FEED, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows, _check_int, _check_range
+from bidenv.traffic.latent import LatentTraffic, Rows
+from bidenv.validation import check_int, check_number
 
 #: Positions in a session beyond this share one set of drift/fatigue factors.
 _MAX_POSITION = 256
@@ -105,20 +106,20 @@ class FeedTraffic(LatentTraffic):
                  level_scale: float = 0.9, **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
-        self.n_users = _check_int("n_users", n_users, 1)
-        self.activity_skew = _check_range("activity_skew", activity_skew, 1.0, 20.0)
-        self.n_interest_clusters = _check_int("n_interest_clusters", n_interest_clusters, 1)
-        self.interest_cohesion = _check_range("interest_cohesion", interest_cohesion, 0.0, 1.0)
-        self.mean_session_ads = _check_range("mean_session_ads", mean_session_ads, 1.0, 1e4)
-        self.ad_load = _check_int("ad_load", ad_load, 1)
-        self.drift = _check_range("drift", drift, 0.0, 10.0)
-        self.fatigue = _check_range("fatigue", fatigue, 0.0, 10.0)
-        self.click_fatigue = _check_range("click_fatigue", click_fatigue, 0.0, 10.0)
-        self.retrieval_share = _check_range("retrieval_share", retrieval_share, 0.0, 1.0,
+        self.n_users = check_int("n_users", n_users, 1)
+        self.activity_skew = check_number("activity_skew", activity_skew, 1.0, 20.0)
+        self.n_interest_clusters = check_int("n_interest_clusters", n_interest_clusters, 1)
+        self.interest_cohesion = check_number("interest_cohesion", interest_cohesion, 0.0, 1.0)
+        self.mean_session_ads = check_number("mean_session_ads", mean_session_ads, 1.0, 1e4)
+        self.ad_load = check_int("ad_load", ad_load, 1)
+        self.drift = check_number("drift", drift, 0.0, 10.0)
+        self.fatigue = check_number("fatigue", fatigue, 0.0, 10.0)
+        self.click_fatigue = check_number("click_fatigue", click_fatigue, 0.0, 10.0)
+        self.retrieval_share = check_number("retrieval_share", retrieval_share, 0.0, 1.0,
                                             low_open=True)
-        self.exploration_size = _check_int("exploration_size", exploration_size, 0)
-        self.exploration_variants = _check_int("exploration_variants", exploration_variants, 1)
-        self.cold_start_exploration = _check_range("cold_start_exploration",
+        self.exploration_size = check_int("exploration_size", exploration_size, 0)
+        self.exploration_variants = check_int("exploration_variants", exploration_variants, 1)
+        self.cold_start_exploration = check_number("cold_start_exploration",
                                                    cold_start_exploration, 0.0, 1e3,
                                                    low_open=True)
 

@@ -43,6 +43,7 @@ from bidenv.traffic.base import (
     TrafficSource,
     diurnal_shares,
 )
+from bidenv.validation import check_int, check_number
 
 #: pValue multiplier of each advertiser category (public data: x0.3-1.7 around the mean).
 CATEGORY_LEVELS = np.linspace(0.3, 1.7, N_CATEGORIES)
@@ -69,27 +70,6 @@ def matmul_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> 
     for start in range(0, n, step):
         np.matmul(a[start:start + step], b, out=out[start:start + step])
     return out
-
-
-def _check_range(name: str, value, low: float, high: float, *, low_open=False,
-                 high_open=False) -> float:
-    """``float(value)`` if it lies in the interval, else ``ValueError`` saying what is allowed."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = float("nan")
-    ok = np.isfinite(v) or (high == np.inf and v == np.inf)
-    ok = ok and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
-    if not ok:
-        lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-        raise ValueError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
-    return v
-
-
-def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -131,23 +111,22 @@ class AdvertiserPopulation:
     value_sigma: float = 0.5
 
     def __post_init__(self):
-        _check_int("latent_dim", self.latent_dim, 1)
-        _check_range("latent_scale", self.latent_scale, 0.0, 2.0)
-        _check_range("category_cohesion", self.category_cohesion, 0.0, 1.0)
-        _check_range("level_jitter", self.level_jitter, 0.0, 2.0)
-        _check_range("cold_start_share", self.cold_start_share, 0.0, 1.0)
-        _check_range("marketing_share", self.marketing_share, 0.0, 1.0)
+        check_int("latent_dim", self.latent_dim, 1)
+        check_number("latent_scale", self.latent_scale, 0.0, 2.0)
+        check_number("category_cohesion", self.category_cohesion, 0.0, 1.0)
+        check_number("level_jitter", self.level_jitter, 0.0, 2.0)
+        check_number("cold_start_share", self.cold_start_share, 0.0, 1.0)
+        check_number("marketing_share", self.marketing_share, 0.0, 1.0)
         if self.cold_start_share + self.marketing_share > 1:
             raise ValueError("cold_start_share + marketing_share must be <= 1, got "
                              f"{self.cold_start_share} + {self.marketing_share}")
-        _check_range("cold_start_sigma", self.cold_start_sigma, 1.0, 10.0)
-        _check_range("cold_start_bias_mean", self.cold_start_bias_mean, -3.0, 3.0)
-        _check_range("cold_start_bias_sd", self.cold_start_bias_sd, 0.0, 2.0)
-        _check_range("marketing_boost", self.marketing_boost, 1.0, 10.0)
-        _check_range("marketing_true_ratio", self.marketing_true_ratio, 0.0, 1.0, low_open=True)
-        _check_range("value_median", self.value_median, 0.0, np.inf, low_open=True,
-                     high_open=True)
-        _check_range("value_sigma", self.value_sigma, 0.0, 3.0)
+        check_number("cold_start_sigma", self.cold_start_sigma, 1.0, 10.0)
+        check_number("cold_start_bias_mean", self.cold_start_bias_mean, -3.0, 3.0)
+        check_number("cold_start_bias_sd", self.cold_start_bias_sd, 0.0, 2.0)
+        check_number("marketing_boost", self.marketing_boost, 1.0, 10.0)
+        check_number("marketing_true_ratio", self.marketing_true_ratio, 0.0, 1.0, low_open=True)
+        check_number("value_median", self.value_median, 0.0, low_open=True)
+        check_number("value_sigma", self.value_sigma, 0.0, 3.0)
 
 
 @dataclass
@@ -308,15 +287,15 @@ class LatentTraffic(TrafficSource):
                  population: AdvertiserPopulation | None = None,
                  profile: AdvertiserProfile | None = None):
         super().__init__(daily_volume, slots)
-        self.sigma_ratio = _check_range("sigma_ratio", sigma_ratio, 0.0, 1.0, high_open=True)
-        self.shift_hours = _check_range("shift_hours", shift_hours, -24.0, 24.0)
-        self.daytime_tilt = _check_range("daytime_tilt", daytime_tilt, -3.0, 3.0)
-        self.tilt_peak_hour = _check_range("tilt_peak_hour", tilt_peak_hour, 0.0, 24.0)
-        self.volume_noise = _check_range("volume_noise", volume_noise, 0.0, 1.0,
+        self.sigma_ratio = check_number("sigma_ratio", sigma_ratio, 0.0, 1.0, high_open=True)
+        self.shift_hours = check_number("shift_hours", shift_hours, -24.0, 24.0)
+        self.daytime_tilt = check_number("daytime_tilt", daytime_tilt, -3.0, 3.0)
+        self.tilt_peak_hour = check_number("tilt_peak_hour", tilt_peak_hour, 0.0, 24.0)
+        self.volume_noise = check_number("volume_noise", volume_noise, 0.0, 1.0,
                                          high_open=True)
         if quality_sigma is not None:
-            self.quality_sigma = _check_range("quality_sigma", quality_sigma, 0.0, 3.0)
-        self.level_scale = _check_range("level_scale", level_scale, 0.0, 1e3, low_open=True)
+            self.quality_sigma = check_number("quality_sigma", quality_sigma, 0.0, 3.0)
+        self.level_scale = check_number("level_scale", level_scale, 0.0, 1e3, low_open=True)
         if population is not None and not isinstance(population, AdvertiserPopulation):
             raise ValueError(f"population must be an AdvertiserPopulation, got {population!r}")
         self.population = population or AdvertiserPopulation()

@@ -45,7 +45,8 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.traffic.base import SOURCE_SEARCH, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows, _check_int, _check_range, matmul_rows
+from bidenv.traffic.latent import LatentTraffic, Rows, matmul_rows
+from bidenv.validation import check_int, check_number
 
 
 def zipf_frequencies(vocabulary_size: int, exponent: float) -> np.ndarray:
@@ -116,20 +117,20 @@ class SearchTraffic(LatentTraffic):
                  daytime_tilt: float = 0.3, level_scale: float = 0.5, **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
-        self.vocabulary_size = _check_int("vocabulary_size", vocabulary_size, 1)
-        self.zipf_exponent = _check_range("zipf_exponent", zipf_exponent, 0.0, 5.0,
+        self.vocabulary_size = check_int("vocabulary_size", vocabulary_size, 1)
+        self.zipf_exponent = check_number("zipf_exponent", zipf_exponent, 0.0, 5.0,
                                           low_open=True)
-        self.intent_boost = _check_range("intent_boost", intent_boost, 1.0, 100.0)
-        self.related_share = _check_range("related_share", related_share, 0.0, 1.0,
+        self.intent_boost = check_number("intent_boost", intent_boost, 1.0, 100.0)
+        self.related_share = check_number("related_share", related_share, 0.0, 1.0,
                                           low_open=True)
-        self.semantic_share = _check_range("semantic_share", semantic_share, 0.0, 1.0,
+        self.semantic_share = check_number("semantic_share", semantic_share, 0.0, 1.0,
                                            low_open=True)
-        self.keyword_weight = _check_range("keyword_weight", keyword_weight, 0.0, 10.0)
-        self.related_weight = _check_range("related_weight", related_weight, 0.0, 10.0)
-        self.head_threshold = _check_range("head_threshold", head_threshold, -2.0, 12.0)
-        self.tail_threshold = _check_range("tail_threshold", tail_threshold,
+        self.keyword_weight = check_number("keyword_weight", keyword_weight, 0.0, 10.0)
+        self.related_weight = check_number("related_weight", related_weight, 0.0, 10.0)
+        self.head_threshold = check_number("head_threshold", head_threshold, -2.0, 12.0)
+        self.tail_threshold = check_number("tail_threshold", tail_threshold,
                                            self.head_threshold, 12.0)
-        self.query_cohesion = _check_range("query_cohesion", query_cohesion, 0.0, 1.0)
+        self.query_cohesion = check_number("query_cohesion", query_cohesion, 0.0, 1.0)
         try:
             a, b = (float(v) for v in commercial_intent)
         except (TypeError, ValueError):
