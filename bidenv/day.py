@@ -22,7 +22,7 @@ import numpy as np
 
 from bidenv.auction import run_auction
 from bidenv.campaign import Campaign, CampaignArrays
-from bidenv.features import FEATURE_INDEX, FEATURES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.features import HISTORY_STEMS, observe
 from bidenv.market import clear_with_budgets
 from bidenv.scoring import constraint_ratio
 from bidenv.traffic import SlotSettings, TrafficSource
@@ -57,7 +57,7 @@ class HistoryRow(IntEnum):
     """Rows of :attr:`MarketDay.hist` (shape ``(rows, n_ticks, k)``), per tick and advertiser.
 
     The observation's ``hist_*`` and ``last3_*`` features are means of these rows over the
-    past ticks and over the last three (see :data:`HISTORY_FEATURES`).
+    past ticks and over the last three: row ``r`` is ``bidenv.features.HISTORY_STEMS[r]``.
     """
 
     BID = 0  # mean bid over the opportunities it could enter (bid multiplier x mean value)
@@ -68,19 +68,9 @@ class HistoryRow(IntEnum):
     OPPORTUNITIES = 5  # opportunities it could enter
 
 
-#: Each history row's features (``hist_<stem>``, ``last3_<stem>``) and unit (None: the mean
-#: opportunities per tick of the day's prior volume curve).
-HISTORY_FEATURES = (
-    (HistoryRow.BID, "bid_mean", PRICE_UNIT),
-    (HistoryRow.LWC, "lwc_mean", PRICE_UNIT),
-    (HistoryRow.PVALUE, "pvalue_mean", PVALUE_UNIT),
-    (HistoryRow.CONVERSION, "conversion_mean", 1.0),
-    (HistoryRow.WIN_RATE, "win_rate", 1.0),
-    (HistoryRow.OPPORTUNITIES, "opportunities", None),
-)
-_F = FEATURE_INDEX
-_OBS_LOW = np.array([f[2] for f in FEATURES], np.float32).astype(np.float64)
-_OBS_HIGH = np.array([f[3] for f in FEATURES], np.float32).astype(np.float64)
+# The rows are the quantities of bidenv.features.HISTORY_STEMS, in the same order.
+assert [r.name.lower() for r in HistoryRow] == [
+    stem.removesuffix("_mean") for stem, _ in HISTORY_STEMS]
 
 
 class MarketDay:
@@ -322,28 +312,18 @@ class MarketDay:
 
     # -- observations -------------------------------------------------------------------------
     def observe(self) -> np.ndarray:
-        """(k, features) float32: every advertiser's observation before bidding in the tick."""
-        k, t, c = self.k, self.tick, self.c
-        obs = np.zeros((k, len(FEATURES)), np.float64)
-        obs[:, _F["time_left"]] = (self.n_ticks - t) / self.n_ticks
-        obs[:, _F["budget_left"]] = np.clip(1.0 - self.spent / c.budget, 0.0, 1.0)
+        """(k, features) float32: every advertiser's observation before bidding in the tick
+        (:func:`bidenv.features.observe` of the day's running sums)."""
+        t, c = self.tick, self.c
+        hist = last3 = None
         if t > 0:
             h = self.hist[:, :t]
-            hist = h.mean(axis=1)
-            last3 = h[:, max(0, t - 3):].mean(axis=1)
-            for row, stem, unit in HISTORY_FEATURES:
-                unit = self.per_tick if unit is None else unit
-                obs[:, _F[f"hist_{stem}"]] = hist[row] / unit
-                obs[:, _F[f"last3_{stem}"]] = last3[row] / unit
-        obs[:, _F["cur_pvalue_mean"]] = self._cur_pvalue_mean / PVALUE_UNIT
-        obs[:, _F["cur_opportunities"]] = self._cur_count / self.per_tick
-        elapsed = self.elapsed[min(t, self.n_ticks)]
-        obs[:, _F["traffic_elapsed"]] = elapsed
-        obs[:, _F["pace_error"]] = np.clip(self.spent / c.budget - elapsed, -1.0, 1.0)
-        obs[:, _F["constraint_ratio"]] = self.constraint_ratios()
-        obs[:, _F["is_roi"]] = c.is_roi
-        np.clip(obs, _OBS_LOW, _OBS_HIGH, out=obs)
-        return obs.astype(np.float32)
+            hist, last3 = h.mean(axis=1), h[:, max(0, t - 3):].mean(axis=1)
+        return observe(tick=t, n_ticks=self.n_ticks, spent=self.spent, budget=c.budget,
+                       hist_means=hist, last3_means=last3,
+                       cur_pvalue_mean=self._cur_pvalue_mean, cur_count=self._cur_count,
+                       per_tick=self.per_tick, elapsed=self.elapsed[min(t, self.n_ticks)],
+                       constraint_ratio=self.constraint_ratios(), is_roi=c.is_roi)
 
     def constraint_ratios(self) -> np.ndarray:
         """(k,) CPA / target (CPA campaigns) or target / ROI (ROI campaigns) so far."""
