@@ -20,6 +20,7 @@ from __future__ import annotations
 from functools import partial
 
 from agents.base import (
+    FAMILIES,
     Agent,
     AgentCheckError,
     AgentSpec,
@@ -40,21 +41,23 @@ from agents.online_lp import OnlineLpAgent
 from agents.pid import PidBudgetAgent, PidCpaAgent
 
 __all__ = [
-    "Agent", "AgentCheckError", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent",
+    "FAMILIES", "Agent", "AgentCheckError", "AgentSpec", "BaseAgent", "BidScale", "FixedAlphaAgent",
     "OnlineLpAgent", "PidBudgetAgent", "PidCpaAgent", "RandomAgent", "TruthfulAgent",
     "available", "check_agent", "describe", "from_spec", "make", "register", "run_episode", "Step",
     "solve_allocation_lp",
 ]
 
-for _cls, _doc in [
-    (TruthfulAgent, "alpha = 1: bid the predicted value at the target"),
-    (FixedAlphaAgent, "a constant multiplier (alpha=...)"),
-    (RandomAgent, "uniform random actions, reproducible per seed (seed=...)"),
-    (PidBudgetAgent, "PI pacing of spend along the day's expected traffic curve"),
-    (PidCpaAgent, "PI control of the smoothed CPA/ROI toward the target, capped by pacing"),
-    (OnlineLpAgent, "re-solves the rest of the day as an LP over today's opportunities"),
+for _cls, _family, _doc in [
+    (TruthfulAgent, "heuristic", "alpha = 1: bid the predicted value at the target"),
+    (FixedAlphaAgent, "baseline", "a constant multiplier (alpha=...)"),
+    (RandomAgent, "baseline", "uniform random actions, reproducible per seed (seed=...)"),
+    (PidBudgetAgent, "heuristic", "PI pacing of spend along the day's expected traffic curve"),
+    (PidCpaAgent, "heuristic", "PI control of the smoothed CPA/ROI toward the target, capped "
+     "by pacing"),
+    (OnlineLpAgent, "heuristic", "re-solves the rest of the day as an LP over today's "
+     "opportunities"),
 ]:
-    register(_cls.name, _cls, description=_doc)
+    register(_cls.name, _cls, description=_doc, family=_family)
 
 
 # Lazy hook for agents whose modules import heavy dependencies (torch): name -> (factory,
@@ -69,7 +72,8 @@ def _load_sb3(algo: str, path, **kwargs):
 
 _LAZY_AGENTS = {
     algo: (None, partial(_load_sb3, algo),
-           f"stable-baselines3 {algo.upper()} policy ({algo}:RUN_DIR or {algo}:RUN_DIR/model.zip)")
+           f"stable-baselines3 {algo.upper()} policy ({algo}:RUN_DIR or {algo}:RUN_DIR/model.zip)",
+           "online_rl")
     for algo in ("ppo", "sac", "td3")
 }
 # Offline agents (torch): built by name untrained, or loaded as name:CHECKPOINT_DIR.
@@ -86,9 +90,9 @@ _OFFLINE = {
     "gas": ("agents.gas", "GASAgent", "decision transformer with critic-guided search over "
             "candidate actions"),
 }
-_LAZY_AGENTS.update({name: (f"{mod}:{cls}", f"{mod}:{cls}.load", doc)
+_LAZY_AGENTS.update({name: (f"{mod}:{cls}", f"{mod}:{cls}.load", doc, "offline")
                      for name, (mod, cls, doc) in _OFFLINE.items()})
-for _name, (_factory, _loader, _doc) in _LAZY_AGENTS.items():
-    register(_name, _factory, loader=_loader, description=_doc)
+for _name, (_factory, _loader, _doc, _family) in _LAZY_AGENTS.items():
+    register(_name, _factory, loader=_loader, description=_doc, family=_family)
 
-del _cls, _doc, _name, _factory, _loader
+del _cls, _doc, _name, _factory, _loader, _family

@@ -31,7 +31,7 @@ import numpy as np
 from bidenv.campaign import Campaign
 from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
 from bidenv.scoring import MAX_ALPHA, action_to_alpha, alpha_to_action  # noqa: F401 (re-export)
-from bidenv.validation import check_number
+from bidenv.validation import check_choice, check_number
 
 #: Index of each observation feature (see :data:`bidenv.env.FEATURE_NAMES`).
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -262,12 +262,22 @@ class AgentSpec:
         loader: ``loader(path, **kwargs) -> agent`` (or a ``"module:attr"`` string), for
             ``name:path`` specs; ``None`` when the agent has no checkpoints.
         description: One line for listings.
+        family: One of :data:`FAMILIES` (how the agent comes about; leaderboards and the
+            command line group agents by it).
     """
 
     name: str
     factory: Factory | str | None
     loader: Factory | str | None = None
     description: str = ""
+    family: str = "plugin"
+
+
+#: Agent families: ``heuristic`` (the classic bidders a leaderboard always runs), ``baseline``
+#: (bidders that need settings: fixed or random multipliers), ``online_rl`` (stable-baselines3
+#: policies, checkpoints only), ``offline`` (trained on logged days with ``bidenv train``) and
+#: ``plugin`` (anything a user registers).
+FAMILIES = ("heuristic", "baseline", "online_rl", "offline", "plugin")
 
 
 _REGISTRY: dict[str, AgentSpec] = {}
@@ -295,7 +305,7 @@ def _check_ref(ref, what: str) -> None:
 
 
 def register(name: str, factory: Factory | str | None, *, loader: Factory | str | None = None,
-             description: str = "", overwrite: bool = False) -> None:
+             description: str = "", family: str = "plugin", overwrite: bool = False) -> None:
     """Register an agent under ``name``.
 
     Args:
@@ -305,6 +315,7 @@ def register(name: str, factory: Factory | str | None, *, loader: Factory | str 
             for agents that can only be loaded from a checkpoint.
         loader: ``loader(path, **kwargs) -> agent`` (or ``"module:attr"``) for ``name:path``.
         description: One line for :func:`describe` and the like.
+        family: One of :data:`FAMILIES` (``"plugin"`` unless the agent ships with bidenv).
         overwrite: Replace an existing registration instead of raising.
 
     Raises:
@@ -321,12 +332,19 @@ def register(name: str, factory: Factory | str | None, *, loader: Factory | str 
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"agent {name!r} is already registered (pass overwrite=True to "
                          "replace it)")
-    _REGISTRY[name] = AgentSpec(name, factory, loader, description)
+    check_choice("family", family, FAMILIES)
+    _REGISTRY[name] = AgentSpec(name, factory, loader, description, family)
 
 
-def available() -> list[str]:
-    """Names of all registered agents, sorted."""
-    return sorted(_REGISTRY)
+def available(family: str | None = None) -> list[str]:
+    """Names of the registered agents (of one of :data:`FAMILIES`, if given), sorted.
+
+    >>> available("heuristic")
+    ['online_lp', 'pid_budget', 'pid_cpa', 'truthful']
+    """
+    if family is not None:
+        check_choice("family", family, FAMILIES)
+    return sorted(n for n, spec in _REGISTRY.items() if family in (None, spec.family))
 
 
 def describe() -> dict[str, str]:

@@ -46,10 +46,11 @@ from pathlib import Path
 
 import pandas as pd
 
+import agents
 from bidenv.validation import check_int
 
 EVAL_SEED_OFFSET = 1_000_000
-HEURISTICS = ["truthful", "pid_budget", "pid_cpa", "online_lp"]
+HEURISTICS = agents.available("heuristic")
 #: The agent every other one is compared with on the same days (paired differences).
 REFERENCE_AGENT = "online_lp"
 #: Reward the SB3 agents train on (the offline agents' signal, free of outcome noise).
@@ -57,7 +58,7 @@ SB3_REWARD = "expected_score"
 #: ``dt_path`` of a GAS entry: the ``dt`` run of the same training seed, so that GAS's search
 #: is measured against its own decision transformer (``dt``, the same checkpoints).
 SAME_SEED_DT = "<dt run of the same seed>"
-OFFLINE_AGENTS = ["bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"]
+OFFLINE_AGENTS = agents.available("offline")
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
 PRESETS = {

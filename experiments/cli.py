@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-SB3_ALGOS = ("ppo", "sac", "td3")
-OFFLINE_AGENTS = ("bc", "iql", "cql", "dt", "gave", "gave_stable", "gas")
+import agents
+
+SB3_ALGOS = tuple(agents.available("online_rl"))
+OFFLINE_AGENTS = tuple(agents.available("offline"))
 
 
 def _positive_int(text: str) -> int:

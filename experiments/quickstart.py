@@ -31,7 +31,7 @@ import bidenv  # noqa: F401  (registers the environments)
 from bidenv.validation import check_int
 
 #: The bidders on the leaderboard (registered names, see ``agents.available()``).
-HEURISTICS = ("truthful", "pid_budget", "pid_cpa", "online_lp")
+HEURISTICS = tuple(agents.available("heuristic"))
 #: The small decision-transformer checkpoint shipped with the agents (trained on logged days of
 #: ``bidenv/AutoBidding-v0``; how it was made is in ``SOURCE.md`` next to it). The quickstart
 #: adds ``dt:<path>`` to the leaderboard when the folder exists and torch is installed.

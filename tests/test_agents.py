@@ -490,3 +490,22 @@ def test_online_lp_respects_an_attainable_cpa():
         _, infos = play(agents.make("online_lp"), seed=seed, options=roi, env=env)
         assert (infos[-1]["expected_value"] / infos[-1]["expected_cost"]
                 >= roi["target_roi"] / 1.2)
+
+
+def test_families_partition_the_registry():
+    """Every agent has one family; the lists the command line and leaderboards use come from it."""
+    from experiments import benchmark, cli, quickstart
+
+    by_family = {f: agents.available(f) for f in agents.FAMILIES}
+    assert sorted(sum(by_family.values(), [])) == agents.available()
+    assert by_family["heuristic"] == ["online_lp", "pid_budget", "pid_cpa", "truthful"]
+    assert by_family["baseline"] == ["fixed", "random"]
+    assert by_family["online_rl"] == ["ppo", "sac", "td3"]
+    assert {"bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"} == set(by_family["offline"])
+    assert benchmark.OFFLINE_AGENTS == by_family["offline"] == list(cli.OFFLINE_AGENTS)
+    assert list(quickstart.HEURISTICS) == benchmark.HEURISTICS == by_family["heuristic"]
+    with pytest.raises(ValueError, match="family must be one of"):
+        agents.available("heuristics")
+    with pytest.raises(ValueError, match="family must be one of"):
+        agents.register("x_agent", agents.TruthfulAgent, family="mine")
+    assert "x_agent" not in agents.available()
