@@ -56,11 +56,16 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="needs Linux /proc and two CPUs")
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_no_worker_outlives_a_killed_command(tmp_path, sig):
-    cmd = [sys.executable, "-m", "experiments.cli", "evaluate", "--agents",
-           "truthful,pid_budget", "--episodes", "20", "--workers", "2", "--env",
-           "bidenv/AutoBiddingLite-v0", "--out", str(tmp_path / "out")]
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("command", ["evaluate", "collect"])
+def test_no_worker_outlives_a_killed_command(tmp_path, sig, command):
+    if command == "evaluate":
+        args = ["evaluate", "--agents", "truthful,pid_budget", "--episodes", "20",
+                "--out", str(tmp_path / "out")]
+    else:
+        args = ["collect", "--episodes", "200", "--out", str(tmp_path / "d.parquet")]
+    cmd = [sys.executable, "-m", "experiments.cli", *args, "--workers", "2", "--env",
+           "bidenv/AutoBiddingLite-v0"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     workers: set[int] = set()
