@@ -10,14 +10,21 @@ each with the embedding of its absolute tick added, and predicts the action ``a_
 output at the state token ``s_t`` (tanh, so it lies in the action space [-1, 1]).
 
 Return-to-go. With ``S_t`` the penalised score after tick ``t`` (exact beta, docs/design.md's
-scoring contract), the token at tick ``t`` is ``R_t = (S_T - S_{t-1}) / u`` where ``u`` is
+scoring contract), the token at tick ``t`` is ``R_t = (S_T - S_{t-1}) / (u b)`` where ``u`` is
 the campaign's score unit (:func:`bidenv.scoring.score_unit`: what the budget buys at the
-target), so days of any budget and goal share one scale. ``expected=True`` (default) uses the
+target), so days of any budget and goal share one scale, and ``b`` the campaign baseline
+(``return_baseline="campaign"``, default): the mean ``R_0 / u`` of the training days with the
+nearest campaigns. Without ``b`` the normalised ``R_0`` still depends on the campaign (loose
+CPA targets earn more per score unit; on the benchmark's logged days its correlation with the
+CPA target was 0.51), so the token told the model the campaign rather than how well to bid, and
+the trained DT ignored it (scaling the target from x0.5 to x3 moved the mean multiplier by
+2%). Divided by ``b`` the token is "how much better than days like this one", which only the
+behaviour (and the day's luck) explains. ``expected=True`` (default) uses the
 noise-free expected score, so the model is not told to chase conversion luck.
 At inference the first token is a target ``R_0`` (``target_scale`` x the ``target_quantile``
-quantile of the training days' ``R_0``; with ``target_neighbors = k > 0`` only the k training
-days whose campaigns are nearest to today's count, see :func:`campaign_features`) and each
-later token is ``R_0 - S_{t-1} / u``, the
+quantile of the training days' relative ``R_0``; with ``return_baseline="none"`` and
+``target_neighbors = k > 0`` only the k training days whose campaigns are nearest to today's
+count, see :func:`campaign_features`) and each later token is ``R_0 - S_{t-1} / (u b)``, the
 target minus what was already earned. ``S_{t-1}`` comes from :meth:`DTAgent.update` (the
 step's ``info["expected_score"]`` or ``info["score"]``, cumulative); without ``update`` it is
 estimated from the observation (spent share and ``constraint_ratio``, see
@@ -60,7 +67,7 @@ from torch.nn import functional as F
 from agents.common import OfflineAgent, OfflineConfig
 from bidenv.offline import Trajectories
 from bidenv.scoring import score_unit
-from bidenv.validation import check_int
+from bidenv.validation import check_choice, check_int
 
 
 # --------------------------------------------------------------------------------------------
@@ -86,7 +93,14 @@ class DTConfig(OfflineConfig):
             (see the module docstring for the measurements behind the default).
         target_scale: Multiplier of that quantile (the inference target ``R_0``).
         target_neighbors: 0: one target for every day (quantile over all training days);
-            k > 0: the quantile over the k training days with the nearest campaigns.
+            k > 0: the quantile over the k training days with the nearest campaigns. Only with
+            ``return_baseline="none"`` (relative returns share one scale already).
+        return_baseline: ``"campaign"``: returns-to-go are divided by the day's campaign
+            baseline ``b``, the mean normalised ``R_0`` of the ``baseline_neighbors`` training
+            days with the nearest campaigns (itself left out), so the token says "how much
+            better than days like this one" and no longer encodes the campaign; ``"none"``:
+            ``R_t / u`` as before (checkpoints written before this option load as ``"none"``).
+        baseline_neighbors: Days averaged for the campaign baseline.
         beta: Penalty exponent used only by :func:`score_from_obs` (the env's default 2).
         weight_decay: AdamW weight decay.
         warmup_steps: Linear learning-rate warm-up.
@@ -106,6 +120,8 @@ class DTConfig(OfflineConfig):
     target_quantile: float = 0.25
     target_scale: float = 1.0
     target_neighbors: int = 50
+    return_baseline: str = "campaign"
+    baseline_neighbors: int = 50
     beta: float = 2.0
     weight_decay: float = 1e-4
     warmup_steps: int = 200
@@ -128,6 +144,8 @@ class DTConfig(OfflineConfig):
         if not (math.isfinite(self.target_scale) and self.target_scale > 0):
             raise ValueError(f"target_scale must be a finite number > 0, got "
                              f"{self.target_scale!r}")
+        check_choice("return_baseline", self.return_baseline, ("campaign", "none"))
+        check_int("baseline_neighbors", self.baseline_neighbors, 1)
         if not isinstance(self.target_neighbors, int) or self.target_neighbors < 0:
             raise ValueError(f"target_neighbors must be an integer >= 0, got "
                              f"{self.target_neighbors!r}")
@@ -161,6 +179,33 @@ def campaign_features(campaign: dict) -> np.ndarray:
     scale = 1.0 / float(campaign["target_roi"]) if roi else float(campaign.get("target_cpa")
                                                                    or 1.0)
     return np.array([math.log(float(campaign["budget"])), math.log(scale), 10.0 * roi])
+
+
+def _nearest(features: np.ndarray, query: np.ndarray, k: int, exclude=None) -> np.ndarray:
+    """Indices of the ``k`` rows of ``features`` nearest to ``query`` (standardised distance;
+    the ROI flag keeps CPA and ROI days apart), leaving out row ``exclude``."""
+    std = np.maximum(features.std(0), 1e-6)
+    std[2] = 1.0
+    d = (((features - query) / std) ** 2).sum(1)
+    if exclude is not None:
+        d[exclude] = np.inf
+    k = min(k, len(d) - (exclude is not None))
+    return np.argsort(d, kind="stable")[:max(k, 1)]
+
+
+def campaign_baselines(features: np.ndarray, r0: np.ndarray, k: int) -> np.ndarray:
+    """Leave-one-out campaign baseline of each training day: the mean normalised ``R_0`` of
+    the ``k`` other days with the nearest campaigns, floored at 1% of the overall mean so a
+    relative return stays finite.
+
+    >>> f = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [5.0, 0.0, 0.0], [5.1, 0.0, 0.0]])
+    >>> campaign_baselines(f, np.array([1.0, 3.0, 10.0, 30.0]), k=1).tolist()
+    [3.0, 1.0, 30.0, 10.0]
+    """
+    floor = 0.01 * max(float(np.mean(r0)), 1e-9)
+    out = np.array([r0[_nearest(features, features[i], k, exclude=i)].mean()
+                    for i in range(len(r0))])
+    return np.maximum(out, floor)
 
 
 def score_from_obs(obs, campaign: dict, beta: float = 2.0) -> float | None:
@@ -317,6 +362,13 @@ class DTAgent(OfflineAgent):
                                                   weight_decay=c.weight_decay)}
         self._day = None
 
+    @classmethod
+    def read_checkpoint(cls, path) -> tuple[dict, dict]:
+        meta, tensors = super().read_checkpoint(path)
+        # Written before relative returns existed: plain R_t / u tokens.
+        meta["config"].setdefault("return_baseline", "none")
+        return meta, tensors
+
     # -- training ---------------------------------------------------------------------------
     def prepare(self, train: Trajectories) -> None:
         c = self.config
@@ -324,6 +376,11 @@ class DTAgent(OfflineAgent):
             raise ValueError(f"max_ticks={c.max_ticks} is shorter than the data's days "
                              f"({train.n_ticks} ticks)")
         rtg = normalised_returns_to_go(train, expected=c.expected)
+        features = np.array([campaign_features(cp) for cp in train.campaigns])
+        self.model.campaign_features = torch.as_tensor(features, dtype=torch.float64)
+        self.model.campaign_r0 = torch.as_tensor(rtg[:, 0], dtype=torch.float64)
+        if c.return_baseline == "campaign":
+            rtg = rtg / campaign_baselines(features, rtg[:, 0], c.baseline_neighbors)[:, None]
         self.data = {
             "rtg": torch.as_tensor(rtg, dtype=torch.float32),
             "states": torch.as_tensor(self.normalizer(train.obs)),
@@ -336,20 +393,24 @@ class DTAgent(OfflineAgent):
         self.index = torch.as_tensor(np.stack([e, t], 1))
         target = float(np.quantile(rtg[:, 0], c.target_quantile))
         self.model.target_base.fill_(target)
-        self.model.campaign_features = torch.as_tensor(
-            np.array([campaign_features(cp) for cp in train.campaigns]), dtype=torch.float64)
-        self.model.campaign_r0 = torch.as_tensor(rtg[:, 0], dtype=torch.float64)
+
+    def day_baseline(self, campaign: dict) -> float:
+        """The campaign baseline ``b`` of a day of ``campaign`` (1 with ``return_baseline=
+        "none"``): the mean normalised ``R_0`` of the nearest training days."""
+        r0 = self.model.campaign_r0.numpy()
+        if self.config.return_baseline == "none" or len(r0) == 0:
+            return 1.0
+        feats = self.model.campaign_features.numpy()
+        near = _nearest(feats, campaign_features(campaign), self.config.baseline_neighbors)
+        return max(float(r0[near].mean()), 0.01 * max(float(r0.mean()), 1e-9))
 
     def day_target(self, campaign: dict) -> float:
-        """The unscaled target ``R_0`` of a day of ``campaign`` (see ``target_neighbors``)."""
+        """The unscaled target ``R_0`` of a day of ``campaign`` (in the tokens' units)."""
         k = self.config.target_neighbors
         feats, r0 = self.model.campaign_features.numpy(), self.model.campaign_r0.numpy()
-        if not k or len(r0) == 0:
+        if self.config.return_baseline != "none" or not k or len(r0) == 0:
             return float(self.model.target_base)
-        std = np.maximum(feats.std(0), 1e-6)
-        std[2] = 1.0  # the ROI flag stays 10 apart
-        d = (((feats - campaign_features(campaign)) / std) ** 2).sum(1)
-        near = np.argsort(d, kind="stable")[:k]
+        near = _nearest(feats, campaign_features(campaign), k)
         return float(np.quantile(r0[near], self.config.target_quantile))
 
     def sample_windows(self, rng: np.random.Generator, batch_size: int | None = None) -> dict:
@@ -402,7 +463,9 @@ class DTAgent(OfflineAgent):
     def reset(self, campaign: dict | None = None) -> None:
         super().reset(campaign)
         T, F_ = self.config.max_ticks, self.obs_dim
-        self.unit = score_unit(self.campaign)
+        # Tokens are scores / (score unit x campaign baseline), as in training.
+        self.baseline = self.day_baseline(self.campaign)
+        self.unit = score_unit(self.campaign) * self.baseline
         self._target = self.day_target(self.campaign)
         self._day = {"rtg": torch.zeros(1, T), "states": torch.zeros(1, T, F_),
                      "actions": torch.zeros(1, T)}
@@ -430,7 +493,7 @@ class DTAgent(OfflineAgent):
         if t > 0 and self._updated != t:
             est = score_from_obs(obs, self.campaign, self.config.beta)
             if est is not None:
-                self._score = est
+                self._score = est / self.baseline
         self._day["rtg"][0, t] = self.target_return - (self._score if t > 0 else 0.0)
         self._day["states"][0, t] = self.norm_obs(obs)
         self._day["actions"][0, t] = 0.0

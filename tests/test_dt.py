@@ -11,6 +11,7 @@ from agents.base import FEATURE_INDEX
 from agents.common import fit
 from agents.dt import DTAgent, DTConfig, context_window, normalised_returns_to_go, score_from_obs
 from bidenv.offline import Trajectories
+from bidenv.scoring import score_unit
 
 torch.set_num_threads(1)
 
@@ -130,7 +131,7 @@ def test_works_without_update_and_rejects_long_days(trained):
     day = play_day(agent, with_update=False)
     # Without update() the tokens are target - the score read off the observation.
     t = 10
-    est = score_from_obs(day["obs"][t], day["campaign"], 2.0)
+    est = score_from_obs(day["obs"][t], day["campaign"], 2.0) / agent.baseline
     assert agent._day["rtg"][0, t].item() == pytest.approx(agent.target_return - est, abs=1e-6)
     agent.reset({"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0})
     for _ in range(agent.config.max_ticks):
@@ -139,13 +140,14 @@ def test_works_without_update_and_rejects_long_days(trained):
         agent.act(day["obs"][0])
 
 
-def test_target_is_training_quantile(data, trained):
+def test_target_is_training_quantile(data):
     rtg = normalised_returns_to_go(data)
-    # 3 days < 50 neighbours: the default target is the lower quartile of all of them.
-    assert trained.target_return == pytest.approx(float(np.quantile(rtg[:, 0], 0.25)),
-                                                  rel=1e-6)
-    pooled = fit(DTAgent(**TINY, target_neighbors=0, target_quantile=0.9, target_scale=0.5),
-                 data, steps=1, progress=False)
+    # 3 days < 50 neighbours: the target is the lower quartile of all of them.
+    plain = fit(DTAgent(**TINY, return_baseline="none"), data, steps=1, progress=False)
+    assert plain.target_return == pytest.approx(float(np.quantile(rtg[:, 0], 0.25)),
+                                                rel=1e-6)
+    pooled = fit(DTAgent(**TINY, target_neighbors=0, target_quantile=0.9, target_scale=0.5,
+                         return_baseline="none"), data, steps=1, progress=False)
     pooled.reset({"budget": 1.0, "constraint": "cpa", "target_cpa": 1.0})
     assert pooled.target_return == pytest.approx(0.5 * float(np.quantile(rtg[:, 0], 0.9)),
                                                  rel=1e-6)
@@ -166,8 +168,8 @@ def test_fit_save_load_resume(data, tmp_path):
 
 
 def test_nearest_campaign_target(data):
-    agent = fit(DTAgent(**TINY, target_neighbors=2, target_quantile=0.5), data, steps=1,
-                progress=False)
+    agent = fit(DTAgent(**TINY, target_neighbors=2, target_quantile=0.5,
+                        return_baseline="none"), data, steps=1, progress=False)
     rtg0 = normalised_returns_to_go(data)[:, 0]
     camps = data.campaigns
     # By hand: distances on (log budget, log target CPA) standardised, ROI flag apart.
@@ -194,3 +196,31 @@ def test_loads_weights_without_campaign_buffers(trained):
     assert agent.model.campaign_r0.shape == (0,)
     agent.reset({"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0})
     assert agent.target_return == pytest.approx(float(trained.model.target_base))
+
+
+def test_relative_returns_divide_by_the_campaign_baseline(data):
+    """With return_baseline="campaign" the tokens are R_t / (u b): b is the mean R_0 / u of the
+    k nearest other days at training (leave one out) and of the k nearest days at inference."""
+    agent = fit(DTAgent(**TINY, baseline_neighbors=1, target_quantile=0.5), data, steps=1,
+                progress=False)
+    rtg = normalised_returns_to_go(data)
+    camps = data.campaigns
+    feats = np.array([[math.log(c["budget"]),
+                       math.log(1 / c["target_roi"] if c["constraint"] == "roi"
+                                else c["target_cpa"]),
+                       10.0 * (c["constraint"] == "roi")] for c in camps])
+    std = feats.std(0)
+    std[2] = 1.0
+    base = []
+    for i in range(len(camps)):  # the nearest *other* day, by hand
+        d = (((feats - feats[i]) / std) ** 2).sum(1)
+        d[i] = np.inf
+        base.append(rtg[int(np.argmin(d)), 0])
+    rel = rtg / np.maximum(np.array(base), 0.01 * rtg[:, 0].mean())[:, None]
+    np.testing.assert_allclose(agent.data["rtg"].numpy(), rel, rtol=1e-5, atol=1e-6)
+    assert agent.target_return == pytest.approx(float(np.quantile(rel[:, 0], 0.5)), rel=1e-6)
+    # At inference a training campaign's nearest day is itself: b is its own R_0 / u.
+    for i, c in enumerate(camps):
+        agent.reset(c)
+        assert agent.baseline == pytest.approx(max(rtg[i, 0], 0.01 * rtg[:, 0].mean()))
+        assert agent.unit == pytest.approx(score_unit(c) * agent.baseline)
