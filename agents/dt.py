@@ -404,6 +404,16 @@ class DTAgent(OfflineAgent):
         near = _nearest(feats, campaign_features(campaign), self.config.baseline_neighbors)
         return max(float(r0[near].mean()), 0.01 * max(float(r0.mean()), 1e-9))
 
+    def training_targets(self) -> np.ndarray:
+        """The first return-to-go token of every training day (the data's support of targets):
+        ``R_0 / u`` or, with ``return_baseline="campaign"``, ``R_0 / (u b)`` with the
+        leave-one-out baselines of training."""
+        r0 = self.model.campaign_r0.numpy()
+        if self.config.return_baseline == "none" or len(r0) == 0:
+            return r0.copy()
+        feats = self.model.campaign_features.numpy()
+        return r0 / campaign_baselines(feats, r0, self.config.baseline_neighbors)
+
     def day_target(self, campaign: dict) -> float:
         """The unscaled target ``R_0`` of a day of ``campaign`` (in the tokens' units)."""
         k = self.config.target_neighbors

@@ -132,12 +132,18 @@ def build_parser() -> argparse.ArgumentParser:
                        "dataset (Parquet)")
     c.add_argument("--episodes", type=_positive_int, required=True, help="days to log")
     c.add_argument("--behavior", default="mix",
-                   help="'mix' (the default heuristic mix), an agent name, or name=w,name=w")
+                   help="'mix' (the default heuristic mix), an agent name, or name=w,name=w; "
+                   "'expert' is the day's best constant multiplier in hindsight (data, not "
+                   "an agent)")
     c.add_argument("--seed", type=int, default=0, help="day i uses seed + i")
     c.add_argument("--noise", type=float, default=0.3,
                    help="exploration: per-day sigma ~ U(0, noise) of log-normal alpha noise")
     c.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
     c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    c.add_argument("--yardstick", action="store_true",
+                   help="also compute every day's yardstick (oracle of the day without the "
+                   "agent; one more simulated day each) and report each behaviour's percent "
+                   "of it, also in OUT_STEM.behaviors.csv")
     c.add_argument("--out", required=True, help="output file, e.g. data.parquet")
 
     k = sub.add_parser("calibrate", help="the full day and Lite side by side: per-opportunity "
@@ -151,6 +157,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("csv", help="traffic-log CSV (AuctionNet schema)")
     a.add_argument("--out", required=True, help="output file, e.g. auctionnet.parquet")
     a.add_argument("--n-ticks", type=_positive_int, default=48, help="ticks per day")
+
+    g = sub.add_parser("steer", help="does a generative bidder's target return steer it? "
+                       "Evaluate one checkpoint at several target scales on the same days")
+    g.add_argument("--agent", required=True,
+                   help="a checkpoint of the decision-transformer family, e.g. dt:runs/dt")
+    g.add_argument("--scales", default="0.5,0.75,1,1.25,1.5,2,3",
+                   help="target scales (x the checkpoint's base target), comma-separated")
+    g.add_argument("--episodes", type=_positive_int, default=10, help="days per scenario")
+    g.add_argument("--seed", type=int, default=2_000_000, help="first held-out day's seed")
+    g.add_argument("--scenarios", default="default", help="scenario preset or names")
+    g.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
+    g.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    g.add_argument("--out", required=True, help="output folder")
     return parser
 
 
@@ -237,7 +256,8 @@ def main(argv=None) -> int:
 
         try:
             run_collect(episodes=args.episodes, behavior=args.behavior, seed=args.seed,
-                        out=args.out, noise=args.noise, env_id=args.env, workers=args.workers)
+                        out=args.out, noise=args.noise, env_id=args.env, workers=args.workers,
+                        yardstick=args.yardstick)
         except ValueError as exc:
             raise SystemExit(f"bidenv collect: {exc}") from None
     elif args.command == "calibrate":
@@ -251,6 +271,20 @@ def main(argv=None) -> int:
             run_import_auctionnet(args.csv, out=args.out, n_ticks=args.n_ticks)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv import-auctionnet: {exc}") from None
+    elif args.command == "steer":
+        from experiments.steering import run_steer
+
+        try:
+            scales = [float(x) for x in args.scales.split(",") if x.strip()]
+        except ValueError:
+            raise SystemExit(f"bidenv steer: --scales must be numbers like 0.5,1,2, got "
+                             f"{args.scales!r}") from None
+        try:
+            run_steer(args.agent, scales=scales, episodes=args.episodes, seed=args.seed,
+                      scenarios=args.scenarios, env_id=args.env, workers=args.workers,
+                      out=args.out)
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"bidenv steer: {exc}") from None
     return 0
 
 

@@ -4,6 +4,34 @@
 days of a behaviour mix (:func:`collect`); ``bidenv import-auctionnet CSV --out
 FILE.parquet`` converts a public AuctionNet traffic log (:mod:`bidenv.auctionnet`). Both write
 the file atomically and print what they wrote.
+
+Hindsight expert and per-day yardstick
+--------------------------------------
+Besides the registered agents, the mix may hold :data:`EXPERT` (``"expert"``): on such a day
+the behaviour is the **best constant multiplier of the day in hindsight**, the
+``best_fixed_alpha`` of :func:`bidenv.oracle.reference_hindsight` (the oracle of the same seed
+and campaign recorded with the agent out of the market), played by
+``agents.make("fixed", alpha=best_fixed_alpha)`` inside the same exploration noise as every
+behaviour (sigma ~ U(0, noise) per day), so expert days range from clean to noisy.
+
+Why a fixed multiplier: the oracle's fractional solution buys every option whose value per cost
+is above one threshold, and on a stationary day bidding ``alpha x value`` is exactly such a
+threshold rule, so one constant alpha is the oracle's policy in the dataset's own action space
+(one multiplier per tick). Real days are not stationary, slots are discrete and the budget cuts
+the day in arrival order, so its hindsight score ``best_fixed_alpha_score`` is below
+``oracle_score`` (80-96% on Lite days). The competitors pace their budgets and so react to the
+agent's purchases: the realised expected score is usually a little below that hindsight
+estimate of the day without the agent (a few points on Lite, now and then more).
+
+The expert uses information no online bidder has (the whole day's prices in advance): it is
+*data* that shows what good bidding looks like, not an agent, and never appears on a
+leaderboard.
+
+With ``CollectConfig(yardstick=True)`` (``--yardstick``), every day also gets its yardstick
+(expert days reuse theirs: one reference per day), and the metadata reports each behaviour's
+percent of it, ``100 x expected score of the day / oracle_score`` (the evaluation's
+``pct_of_oracle``), under ``behavior_pct_of_yardstick``: ``{behaviour: {"days", "mean",
+"median"}}``. The dataset's columns are unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +60,18 @@ from bidenv.validation import check_int
 #: Default behaviour mix: heuristic bidders and their weights.
 DEFAULT_BEHAVIORS = {"pid_cpa": 0.3, "online_lp": 0.25, "pid_budget": 0.2, "fixed": 0.15,
                      "truthful": 0.05, "random": 0.05}
+#: The hindsight behaviour: the day's best constant multiplier (see the module docstring).
+#: Accepted in a mix beside the registered agent names; it is not an agent.
+EXPERT = "expert"
+#: Metadata key of the per-behaviour percent of the day's yardstick.
+SUMMARY_KEY = "behavior_pct_of_yardstick"
+
+
+def behavior_names() -> list[str]:
+    """Names a behaviour mix may use: the registered agents and :data:`EXPERT`."""
+    import agents
+
+    return [*agents.available(), EXPERT]
 
 
 # --------------------------------------------------------------------------------------------
@@ -45,7 +85,8 @@ class CollectConfig:
         episodes: Number of days.
         seed: Day ``i`` is ``reset(seed=seed + i)``; behaviour randomness comes from
             ``SeedSequence([seed, i])``.
-        behaviors: ``{agent name: weight}`` (agents of :mod:`agents`); one per episode.
+        behaviors: ``{agent name: weight}`` (agents of :mod:`agents`, or :data:`EXPERT`, the
+            day's best constant multiplier in hindsight); one per episode.
         noise: Exploration: each episode draws sigma ~ U(0, noise) and multiplies every
             tick's alpha by ``exp(sigma * N(0, 1))``.
         env_id: Environment; ``env_kwargs`` go to ``gym.make``.
@@ -55,11 +96,15 @@ class CollectConfig:
             log-uniform in this range (CPA ``MARKET_CPA[c] / tightness``, ROI
             ``MARKET_ROI[c] x tightness``; see :mod:`bidenv.campaign`).
         roi_share: Share of ROI campaigns.
+        fixed_alpha_range: For the ``fixed`` behaviour, alpha log-uniform in this range.
+        yardstick: Compute every day's yardstick (the oracle of the day without the agent,
+            :func:`bidenv.oracle.reference_hindsight`; one extra simulated day and oracle per
+            day) and report each behaviour's percent of it in the metadata. Expert days
+            always have theirs.
 
     The campaign ranges default to the agent's campaign distribution of the environment
     (:func:`bidenv.campaign.draw_agent_campaign`), which each episode's campaign is drawn
     from.
-        fixed_alpha_range: For the ``fixed`` behaviour, alpha log-uniform in this range.
     """
 
     episodes: int = 200
@@ -72,17 +117,16 @@ class CollectConfig:
     tightness_range: tuple = AGENT_TIGHTNESS_RANGE
     roi_share: float = AGENT_ROI_SHARE
     fixed_alpha_range: tuple = (0.5, 2.0)
+    yardstick: bool = False
 
     def __post_init__(self):
-        import agents
-
         check_int("episodes", self.episodes, 1)
         seed_ok = isinstance(self.seed, (int, np.integer)) and not isinstance(self.seed, bool)
         if not seed_ok or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")
         if not isinstance(self.behaviors, dict) or not self.behaviors:
             raise ValueError("behaviors must be a non-empty {agent name: weight} dict")
-        known = set(agents.available())
+        known = set(behavior_names())
         for name, w in self.behaviors.items():
             if name not in known:
                 raise ValueError(f"behaviors: unknown agent {name!r}; available: "
@@ -101,6 +145,8 @@ class CollectConfig:
             if not (0 < lo <= hi and math.isfinite(hi)):
                 raise ValueError(f"{name} must be (low, high) with 0 < low <= high, got "
                                  f"{getattr(self, name)!r}")
+        if not isinstance(self.yardstick, (bool, np.bool_)):
+            raise ValueError(f"yardstick must be True or False, got {self.yardstick!r}")
 
     def metadata(self) -> dict:
         return {"episodes": self.episodes, "seed": self.seed, "behaviors": self.behaviors,
@@ -110,11 +156,17 @@ class CollectConfig:
                 "campaign_distribution": "bidenv.campaign.draw_agent_campaign",
                 "market_reference_budget": MARKET_REFERENCE_BUDGET,
                 "market_cpa": list(MARKET_CPA), "market_roi": list(MARKET_ROI),
-                "fixed_alpha_range": list(self.fixed_alpha_range)}
+                "fixed_alpha_range": list(self.fixed_alpha_range),
+                "yardstick": bool(self.yardstick)}
 
 
 def behavior_plan(config: CollectConfig, episode: int) -> dict:
-    """The behaviour, noise and campaign of one episode (deterministic in seed and episode)."""
+    """The behaviour, noise and campaign of one episode (deterministic in seed and episode).
+
+    An :data:`EXPERT` episode draws nothing beyond the behaviour choice (its alpha comes from
+    the day's hindsight at collection time, ``kwargs`` is empty), so every draw of the other
+    episodes is the same whether or not the mix holds ``expert`` at the same weights.
+    """
     rng = np.random.default_rng(np.random.SeedSequence([config.seed & (2**63 - 1), episode]))
     names = list(config.behaviors)
     w = np.array([config.behaviors[n] for n in names], np.float64)
@@ -156,23 +208,37 @@ class _Noisy:
         return np.array([min(1.0, max(-1.0, a))], np.float32)
 
 
-def _collect_chunk(task) -> list[dict]:
+def _collect_chunk(task) -> tuple[list[dict], list[dict]]:
+    """Worker: play some episodes; returns their rows and, for the days with a yardstick,
+    ``{"episode", "behavior", "expected_score", "oracle_score", "best_fixed_alpha",
+    "best_fixed_alpha_score"}``."""
     import gymnasium as gym
 
     import agents
     import bidenv  # noqa: F401  (registers the envs)
     from bidenv.campaign import budget_scale
+    from bidenv.oracle import reference_hindsight
 
     config, episodes = task
     env = gym.make(config.env_id, **config.env_kwargs)
     base = env.unwrapped
     scale = budget_scale(base.opportunities_per_day)
-    rows = []
+    ref_env = None  # the day without the agent (record=True), made once if needed
+    rows, days = [], []
     for ep in episodes:
         plan = behavior_plan(config, ep)
-        behaviour = _Noisy(agents.make(plan["behavior"], **plan["kwargs"]), plan["noise"],
-                           plan["noise_seed"], base.max_alpha)
         options = dict(plan["campaign"], budget=plan["campaign"]["budget"] * scale)
+        ref = None
+        if config.yardstick or plan["behavior"] == EXPERT:
+            if ref_env is None:
+                ref_env = gym.make(config.env_id, **{**config.env_kwargs, "record": True})
+            ref = reference_hindsight(ref_env, seed=config.seed + ep, options=options)
+        if plan["behavior"] == EXPERT:
+            agent = agents.make("fixed", alpha=ref["best_fixed_alpha"],
+                                max_alpha=base.max_alpha)
+        else:
+            agent = agents.make(plan["behavior"], **plan["kwargs"])
+        behaviour = _Noisy(agent, plan["noise"], plan["noise_seed"], base.max_alpha)
         day = {"episode": ep, "behavior": plan["behavior"], "noise": plan["noise"]}
 
         def record(step, day=day):
@@ -195,10 +261,18 @@ def _collect_chunk(task) -> list[dict]:
                        noise=day["noise"])
             rows.append(row)
 
-        agents.run_episode(env, behaviour, seed=config.seed + ep, options=options,
-                           on_step=record)
+        info = agents.run_episode(env, behaviour, seed=config.seed + ep, options=options,
+                                  on_step=record)
+        if ref is not None:
+            days.append({"episode": ep, "behavior": plan["behavior"],
+                         "expected_score": float(info["expected_score"]),
+                         "oracle_score": ref["oracle_score"],
+                         "best_fixed_alpha": ref["best_fixed_alpha"],
+                         "best_fixed_alpha_score": ref["best_fixed_alpha_score"]})
     env.close()
-    return rows
+    if ref_env is not None:
+        ref_env.close()
+    return rows, days
 
 
 #: Columns that hold the day's campaign (the same on every row of an episode).
@@ -209,8 +283,10 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
             progress: bool = True, **overrides) -> pd.DataFrame:
     """Log ``config.episodes`` days of the behaviour mix; returns the dataset frame.
 
-    The frame's ``attrs["bidenv"]`` holds the metadata that :func:`save_dataset` stores.
-    Results are identical for any ``workers``.
+    The frame's ``attrs["bidenv"]`` holds the metadata that :func:`save_dataset` stores: the
+    config and, under :data:`SUMMARY_KEY`, each behaviour's percent of the day's yardstick over
+    the days that have one (every day with ``yardstick=True``, else the expert days; see
+    :func:`yardstick_summary`). Results are identical for any ``workers``.
 
     >>> frame = collect(episodes=2, seed=0, progress=False)
     >>> frame.groupby("episode")["tick"].min().tolist()
@@ -227,18 +303,58 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
     tasks = [(config, list(range(i, min(i + chunk, config.episodes))))
              for i in range(0, config.episodes, chunk)]
     rows: list[dict] = []
+    days: list[dict] = []
     bar = tqdm(total=config.episodes, desc="collecting", unit="day", disable=not progress)
     from experiments.pool import map_ordered
 
     def take(task, result):
-        rows.extend(result)
+        rows.extend(result[0])
+        days.extend(result[1])
         bar.update(len(task[1]))
 
     map_ordered(_collect_chunk, tasks, workers, on_result=take)
     bar.close()
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata()}
+    summary = yardstick_summary(days, order=list(config.behaviors))
+    frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata(),
+                             SUMMARY_KEY: summary}
     return frame
+
+
+def yardstick_summary(days, order=None) -> dict:
+    """Each behaviour's percent of the day's yardstick, as stored in the metadata.
+
+    Args:
+        days: Records (dicts or a frame) with ``behavior``, ``expected_score`` (the day's
+            noise-free penalised score at its last tick) and ``oracle_score`` (its yardstick,
+            :func:`bidenv.oracle.reference_hindsight`).
+        order: Behaviour names in display order (others follow, sorted).
+
+    Returns:
+        ``{behaviour: {"days": n, "mean": x, "median": y}}`` of
+        ``100 x expected_score / oracle_score`` over the behaviour's days whose yardstick is
+        above 0 (a day that offered nothing is skipped); plain floats (``None`` when no day
+        counts), so it is JSON as it is.
+
+    >>> summary = yardstick_summary([
+    ...     {"behavior": "a", "expected_score": 1.0, "oracle_score": 2.0},
+    ...     {"behavior": "a", "expected_score": 3.0, "oracle_score": 4.0},
+    ...     {"behavior": "b", "expected_score": 1.0, "oracle_score": 0.0}])
+    >>> summary["a"], summary["b"]["days"]
+    ({'days': 2, 'mean': 62.5, 'median': 62.5}, 0)
+    """
+    table = pd.DataFrame(days, columns=["behavior", "expected_score", "oracle_score"])
+    names = list(dict.fromkeys(n for n in (order or []) if n in set(table["behavior"])))
+    names += sorted(set(table["behavior"]) - set(names))
+    out = {}
+    for name in names:
+        g = table[table["behavior"] == name]
+        ok = g["oracle_score"] > 0
+        pct = (100.0 * g["expected_score"][ok] / g["oracle_score"][ok]).to_numpy(np.float64)
+        out[name] = {"days": int(len(pct)),
+                     "mean": float(pct.mean()) if len(pct) else None,
+                     "median": float(np.median(pct)) if len(pct) else None}
+    return out
 
 
 
@@ -247,7 +363,9 @@ def parse_behaviors(text: str) -> dict:
 
     Args:
         text: ``"mix"`` (:data:`DEFAULT_BEHAVIORS`), one agent name
-            (``"pid_cpa"``) or weighted names (``"pid_cpa=0.7,fixed=0.3"``).
+            (``"pid_cpa"``) or weighted names (``"pid_cpa=0.7,fixed=0.3"``); :data:`EXPERT`
+            (``"expert"``, the day's best constant multiplier in hindsight) is accepted
+            beside the registered agents.
 
     Returns:
         ``{agent name: weight}``.
@@ -260,9 +378,9 @@ def parse_behaviors(text: str) -> dict:
     {'pid_cpa': 0.7, 'fixed': 0.3}
     >>> parse_behaviors("truthful")
     {'truthful': 1.0}
+    >>> parse_behaviors("pid_cpa=0.7,expert=0.3")
+    {'pid_cpa': 0.7, 'expert': 0.3}
     """
-    import agents
-
     text = text.strip()
     if text == "mix":
         return dict(DEFAULT_BEHAVIORS)
@@ -286,10 +404,10 @@ def parse_behaviors(text: str) -> dict:
         if name in mix:
             raise ValueError(f"--behavior: {name!r} appears twice")
         mix[name] = w
-    unknown = sorted(set(mix) - set(agents.available()))
+    unknown = sorted(set(mix) - set(behavior_names()))
     if unknown:
         raise ValueError(f"--behavior: unknown agent(s) {unknown}; available: "
-                         f"{', '.join(agents.available())} (or 'mix')")
+                         f"{', '.join(behavior_names())} (or 'mix')")
     if sum(mix.values()) <= 0:
         raise ValueError("--behavior: the weights must not all be 0")
     return mix
@@ -302,13 +420,47 @@ def _check_out(out) -> Path:
     return out
 
 
+def behaviors_csv_path(out) -> Path:
+    """Where ``bidenv collect`` writes the per-behaviour table: ``<out stem>.behaviors.csv``
+    next to the dataset."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.behaviors.csv")
+
+
+def summary_frame(summary: dict) -> pd.DataFrame:
+    """The metadata's :data:`SUMMARY_KEY` as a table: behavior, days, mean and median percent
+    of the yardstick."""
+    return pd.DataFrame([{"behavior": name, "days": s["days"], "mean_pct_of_yardstick": s["mean"],
+                          "median_pct_of_yardstick": s["median"]}
+                         for name, s in summary.items()],
+                        columns=["behavior", "days", "mean_pct_of_yardstick",
+                                 "median_pct_of_yardstick"])
+
+
+def _format_summary(table: pd.DataFrame) -> str:
+    def pct(x):
+        return "-" if x is None or pd.isna(x) else f"{x:.1f}"
+
+    width = max([len("behavior"), *(len(n) for n in table["behavior"])])
+    lines = [f"{'behavior':<{width}}  {'days':>5}  {'mean %':>7}  {'median %':>8}"]
+    for r in table.itertuples(index=False):
+        lines.append(f"{r.behavior:<{width}}  {r.days:>5}  {pct(r.mean_pct_of_yardstick):>7}  "
+                     f"{pct(r.median_pct_of_yardstick):>8}")
+    return "\n".join(lines)
+
+
 def run_collect(*, episodes: int, behavior: str = "mix", seed: int = 0, out,
                 noise: float = 0.3, env_id: str = "bidenv/AutoBiddingLite-v0",
-                workers: int = 1, progress: bool = True) -> dict:
+                workers: int = 1, progress: bool = True, yardstick: bool = False) -> dict:
     """Collect ``episodes`` days, save them to ``out`` and print a summary.
 
+    With ``yardstick`` (``--yardstick``) every day's yardstick is computed too; the
+    per-behaviour percent of it (the metadata's :data:`SUMMARY_KEY`) is printed and, with
+    ``yardstick`` or an ``expert`` in the mix, also written to :func:`behaviors_csv_path`.
+
     Returns:
-        ``{"path", "rows", "episodes", "seconds", "days_per_second"}``.
+        ``{"path", "rows", "episodes", "seconds", "days_per_second", "behaviors_csv"}``
+        (``behaviors_csv`` is None when no table was written).
 
     Raises:
         ValueError: for a bad behaviour mix, noise, environment or output path.
@@ -323,18 +475,30 @@ def run_collect(*, episodes: int, behavior: str = "mix", seed: int = 0, out,
         ids = sorted(k for k in gym.registry if k.startswith("bidenv/"))
         raise ValueError(f"--env: unknown environment {env_id!r}; bidenv has {ids}")
     config = CollectConfig(episodes=episodes, seed=seed, behaviors=parse_behaviors(behavior),
-                           noise=noise, env_id=env_id)
+                           noise=noise, env_id=env_id, yardstick=bool(yardstick))
     start = time.perf_counter()
     frame = collect(config, workers=workers, progress=progress)
     seconds = time.perf_counter() - start
     path = save_dataset(frame, out)
     n_episodes = int(frame["episode"].nunique())
     summary = {"path": str(path), "rows": len(frame), "episodes": n_episodes,
-               "seconds": seconds, "days_per_second": n_episodes / max(seconds, 1e-9)}
+               "seconds": seconds, "days_per_second": n_episodes / max(seconds, 1e-9),
+               "behaviors_csv": None}
     mix = ", ".join(f"{k}={v:g}" for k, v in config.behaviors.items())
     print(f"collected {n_episodes} days ({len(frame)} rows) of {env_id} in {seconds:.1f} s "
           f"({summary['days_per_second']:.2f} days/s); behaviour {mix}, noise {noise:g}")
+    table = summary_frame(frame.attrs["bidenv"][SUMMARY_KEY])
+    if len(table):
+        print("expected score in percent of the day's yardstick (oracle of the day without "
+              "the agent):")
+        print(_format_summary(table))
     print(f"wrote {path}")
+    if config.yardstick or EXPERT in config.behaviors:
+        from experiments.io import atomic_write_csv
+
+        csv_path = atomic_write_csv(behaviors_csv_path(path), table)
+        summary["behaviors_csv"] = str(csv_path)
+        print(f"wrote {csv_path}")
     return summary
 
 
