@@ -224,3 +224,38 @@ def test_relative_returns_divide_by_the_campaign_baseline(data):
         agent.reset(c)
         assert agent.baseline == pytest.approx(max(rtg[i, 0], 0.01 * rtg[:, 0].mean()))
         assert agent.unit == pytest.approx(score_unit(c) * agent.baseline)
+
+
+def _steerable_days(n_days: int = 64, T: int = 6, seed: int = 0) -> Trajectories:
+    """Days whose return is set by the action alone: every day plays a constant action a_e and
+    earns 1 + a_e per tick; the states carry no information about a_e."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(-0.8, 0.8, n_days)
+    scores = np.cumsum(np.repeat((1.0 + a)[:, None], T, axis=1), axis=1)
+    obs = rng.normal(0.0, 1.0, (n_days, T, len(FEATURE_INDEX))).astype(np.float32)
+    mask = np.ones((n_days, T), bool)
+    camp = {"budget": 100.0, "constraint": "cpa", "target_cpa": 50.0, "target_roi": None,
+            "category": 0}
+    return Trajectories(obs=obs, actions=np.repeat(a[:, None], T, 1).astype(np.float32),
+                        rewards=np.zeros((n_days, T), np.float32), scores=scores,
+                        expected_scores=scores, dones=np.eye(T, dtype=bool)[[-1] * n_days],
+                        mask=mask, lengths=np.full(n_days, T), episodes=np.arange(n_days),
+                        campaigns=[dict(camp) for _ in range(n_days)])
+
+
+@pytest.mark.parametrize("baseline", ["campaign", "none"])
+def test_target_return_steers_the_action(baseline):
+    """Trained on days where a higher return came from a higher action, a higher target gives a
+    higher first action, monotonically across the data's range."""
+    data = _steerable_days()
+    agent = fit(DTAgent(**{**TINY, "max_ticks": 6, "batch_size": 32, "dropout": 0.0},
+                        return_baseline=baseline, target_quantile=0.5), data, steps=400,
+                seed=0, progress=False)
+    r0 = agent.training_targets()
+    first = []
+    for target in np.quantile(r0, [0.1, 0.3, 0.5, 0.7, 0.9]):
+        agent.config.target_scale = float(target / agent.model.target_base)
+        agent.reset(data.campaigns[0])
+        first.append(float(agent.act(np.zeros(len(FEATURE_INDEX), np.float32))[0]))
+    assert np.all(np.diff(first) > 0), first
+    assert first[-1] - first[0] > 0.5, first  # the data's actions span 0.1..0.9 quantiles: ~1.3
