@@ -10,7 +10,8 @@ training days' first tokens, :meth:`agents.dt.DTAgent.training_targets`). A bidd
 conditioning steers spends more and, within the data's support, scores higher as the target
 rises; one that ignores its target draws flat lines.
 
-Writes ``steering.csv`` and ``steering.png`` (spend share and percent of the yardstick against
+Writes ``steering.csv``, ``episodes.csv`` (every day at every scale, as ``bidenv evaluate``)
+and ``steering.png`` (spend share and percent of the yardstick against
 the target, the data's 5-95% range shaded).
 """
 
@@ -106,9 +107,10 @@ def run_steer(spec: str, *, scales, episodes: int, seed: int, scenarios: str, en
 
     start = time.perf_counter()
     out = check_output_dir(out)
-    table, support, _ = steering(spec, scales=scales, episodes=episodes, seed=seed,
-                                 scenarios=scenarios, env_id=env_id, workers=workers)
+    table, support, frame = steering(spec, scales=scales, episodes=episodes, seed=seed,
+                                     scenarios=scenarios, env_id=env_id, workers=workers)
     atomic_write_csv(out / "steering.csv", table)
+    atomic_write_csv(out / "episodes.csv", frame)
     plot_steering(table, support, out / "steering.png", title=f"{spec} on {env_id}")
     rho = float(pd.Series(table["scale"]).corr(table["spend_share"], method="spearman"))
     print(f"data support of R_0 (training days): 5% {support['q05']:.3g}, median "
@@ -117,5 +119,5 @@ def run_steer(spec: str, *, scales, episodes: int, seed: int, scenarios: str, en
     print(table[["scale", "target", "spend_share", "pct_of_yardstick", "pct_of_yardstick_low",
                  "pct_of_yardstick_high"]].round(3).to_string(index=False))
     print(f"Spearman(scale, spend share) = {rho:+.2f}; wrote {out}/steering.csv, "
-          f"steering.png in {time.perf_counter() - start:.1f} s")
+          f"episodes.csv, steering.png in {time.perf_counter() - start:.1f} s")
     return table
