@@ -217,6 +217,11 @@ def main(argv=None) -> int:
         except ValueError as exc:
             raise SystemExit(f"bidenv evaluate: {exc}") from None
     elif args.command == "train":
+        from experiments.pool import pin_threads
+
+        # One BLAS/OpenMP/torch thread: these small models train fastest that way, and runs
+        # side by side on a few cores do not fight over them (unpinned ran 2-5x slower).
+        pin_threads()
         if args.algo in OFFLINE_AGENTS:
             from experiments.train import run_train_offline
 
