@@ -100,6 +100,12 @@ class DTConfig(OfflineConfig):
             days with the nearest campaigns (itself left out), so the token says "how much
             better than days like this one" and no longer encodes the campaign; ``"none"``:
             ``R_t / u`` as before (checkpoints written before this option load as ``"none"``).
+            ``"yardstick"``: every token of a day is the same number, the day's final expected
+            score over its yardstick (the oracle of the day without the agent, stored by
+            ``bidenv collect --yardstick``): outcome-quality conditioning in the spirit of RvS
+            (Emmons et al. 2022) and ESPER (Paster et al. 2022), which condition on what the
+            behaviour controls rather than on a return that also measures the day's luck. At
+            inference the token is the target fraction of the yardstick, constant all day.
         baseline_neighbors: Days averaged for the campaign baseline.
         beta: Penalty exponent used only by :func:`score_from_obs` (the env's default 2).
         weight_decay: AdamW weight decay.
@@ -144,7 +150,7 @@ class DTConfig(OfflineConfig):
         if not (math.isfinite(self.target_scale) and self.target_scale > 0):
             raise ValueError(f"target_scale must be a finite number > 0, got "
                              f"{self.target_scale!r}")
-        check_choice("return_baseline", self.return_baseline, ("campaign", "none"))
+        check_choice("return_baseline", self.return_baseline, ("campaign", "none", "yardstick"))
         check_int("baseline_neighbors", self.baseline_neighbors, 1)
         if not isinstance(self.target_neighbors, int) or self.target_neighbors < 0:
             raise ValueError(f"target_neighbors must be an integer >= 0, got "
@@ -377,6 +383,8 @@ class DTAgent(OfflineAgent):
                              f"({train.n_ticks} ticks)")
         rtg = normalised_returns_to_go(train, expected=c.expected)
         features = np.array([campaign_features(cp) for cp in train.campaigns])
+        if c.return_baseline == "yardstick":
+            rtg = self._quality_tokens(train)
         self.model.campaign_features = torch.as_tensor(features, dtype=torch.float64)
         self.model.campaign_r0 = torch.as_tensor(rtg[:, 0], dtype=torch.float64)
         if c.return_baseline == "campaign":
@@ -398,18 +406,31 @@ class DTAgent(OfflineAgent):
         """The campaign baseline ``b`` of a day of ``campaign`` (1 with ``return_baseline=
         "none"``): the mean normalised ``R_0`` of the nearest training days."""
         r0 = self.model.campaign_r0.numpy()
-        if self.config.return_baseline == "none" or len(r0) == 0:
+        if self.config.return_baseline != "campaign" or len(r0) == 0:
             return 1.0
         feats = self.model.campaign_features.numpy()
         near = _nearest(feats, campaign_features(campaign), self.config.baseline_neighbors)
         return max(float(r0[near].mean()), 0.01 * max(float(r0.mean()), 1e-9))
+
+    def _quality_tokens(self, train: Trajectories) -> np.ndarray:
+        """(E, T) tokens of ``return_baseline="yardstick"``: the day's final (expected) score
+        over its yardstick on every real tick."""
+        y = train.yardsticks
+        if y is None or not np.all(np.isfinite(y)):
+            missing = len(train.lengths) if y is None else int((~np.isfinite(y)).sum())
+            raise ValueError(f"return_baseline='yardstick' needs every day's yardstick in the "
+                             f"data ({missing} of {len(train.lengths)} days have none): "
+                             "collect with bidenv collect --yardstick")
+        final = train.final_scores(expected=self.config.expected)
+        quality = np.where(y > 0, final / np.where(y > 0, y, 1.0), 0.0)
+        return quality[:, None] * train.mask
 
     def training_targets(self) -> np.ndarray:
         """The first return-to-go token of every training day (the data's support of targets):
         ``R_0 / u`` or, with ``return_baseline="campaign"``, ``R_0 / (u b)`` with the
         leave-one-out baselines of training."""
         r0 = self.model.campaign_r0.numpy()
-        if self.config.return_baseline == "none" or len(r0) == 0:
+        if self.config.return_baseline in ("none", "yardstick") or len(r0) == 0:
             return r0.copy()
         feats = self.model.campaign_features.numpy()
         return r0 / campaign_baselines(feats, r0, self.config.baseline_neighbors)
@@ -504,7 +525,10 @@ class DTAgent(OfflineAgent):
             est = score_from_obs(obs, self.campaign, self.config.beta)
             if est is not None:
                 self._score = est / self.baseline
-        self._day["rtg"][0, t] = self.target_return - (self._score if t > 0 else 0.0)
+        if self.config.return_baseline == "yardstick":  # outcome quality: constant all day
+            self._day["rtg"][0, t] = self.target_return
+        else:
+            self._day["rtg"][0, t] = self.target_return - (self._score if t > 0 else 0.0)
         self._day["states"][0, t] = self.norm_obs(obs)
         self._day["actions"][0, t] = 0.0
         return context_window(self._day, torch.tensor([t]), self.config.context)

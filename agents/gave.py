@@ -85,6 +85,9 @@ class GAVEConfig(DTConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.return_baseline == "yardstick":
+            raise ValueError("return_baseline='yardstick' is constant over the day, which GAVE's "
+                             "return-to-go head cannot predict; use 'campaign' or 'none'")
         for name in ("w_action", "w_rtg", "w_expectile", "w_value", "w_explore", "alpha_r"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):

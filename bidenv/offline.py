@@ -201,6 +201,9 @@ class Trajectories:
             tick), ``expected_scores``: (E, T); ``mask``, ``dones``: (E, T) bool;
         lengths: (E,) ticks per episode; ``episodes``: (E,) episode ids; ``campaigns``: one
             dict per episode; ``n_ticks``: T.
+        yardsticks: (E,) each day's yardstick (the oracle of the day without the agent) where
+            the file's metadata has it (``bidenv collect --yardstick``, key ``day_yardstick``),
+            NaN elsewhere; ``None`` when no day has one.
     """
 
     obs: np.ndarray
@@ -213,6 +216,7 @@ class Trajectories:
     lengths: np.ndarray
     episodes: np.ndarray
     campaigns: list
+    yardsticks: np.ndarray | None = None
 
     @property
     def n_ticks(self) -> int:
@@ -252,11 +256,15 @@ class Trajectories:
         scores = np.where(t_idx <= last, scores, scores[np.arange(E), lengths - 1][:, None])
         exp_scores = np.where(t_idx <= last, exp_scores,
                               exp_scores[np.arange(E), lengths - 1][:, None])
+        known = (frame.attrs.get("bidenv") or {}).get("day_yardstick") or {}
+        yardsticks = (np.array([float(known.get(str(int(e)), np.nan)) for e in ids])
+                      if known else None)
         return cls(obs=obs, actions=grid(frame["action"].to_numpy(np.float32), np.float32),
                    rewards=grid(frame["reward"].to_numpy(np.float32), np.float32),
                    scores=scores, expected_scores=exp_scores,
                    dones=grid(frame["done"].to_numpy(bool), bool, False), mask=mask,
-                   lengths=lengths.astype(np.int64), episodes=ids, campaigns=campaigns)
+                   lengths=lengths.astype(np.int64), episodes=ids, campaigns=campaigns,
+                   yardsticks=yardsticks)
 
     def returns_to_go(self, *, expected: bool = False) -> np.ndarray:
         """Score-based return-to-go ``R_t = S_T - S_{t-1}`` (S_{-1} = 0), shape (E, T).
@@ -310,7 +318,8 @@ class Trajectories:
             obs=self.obs[idx], actions=self.actions[idx], rewards=self.rewards[idx],
             scores=self.scores[idx], expected_scores=self.expected_scores[idx],
             dones=self.dones[idx], mask=self.mask[idx], lengths=self.lengths[idx],
-            episodes=self.episodes[idx], campaigns=[self.campaigns[i] for i in idx])
+            episodes=self.episodes[idx], campaigns=[self.campaigns[i] for i in idx],
+            yardsticks=None if self.yardsticks is None else self.yardsticks[idx])
 
     def normalizer(self) -> Normalizer:
         """State statistics over the real ticks (compute on the training split)."""

@@ -317,7 +317,10 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     summary = yardstick_summary(days, order=list(config.behaviors))
     frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata(),
-                             SUMMARY_KEY: summary}
+                             SUMMARY_KEY: summary,
+                             # each day's yardstick, for quality-conditioned training
+                             "day_yardstick": {str(d["episode"]): d["oracle_score"]
+                                               for d in sorted(days, key=lambda d: d["episode"])}}
     return frame
 
 

@@ -259,3 +259,31 @@ def test_target_return_steers_the_action(baseline):
         first.append(float(agent.act(np.zeros(len(FEATURE_INDEX), np.float32))[0]))
     assert np.all(np.diff(first) > 0), first
     assert first[-1] - first[0] > 0.5, first  # the data's actions span 0.1..0.9 quantiles: ~1.3
+
+
+def test_yardstick_tokens_are_the_days_outcome_quality():
+    """return_baseline="yardstick": every real tick's token is the day's final expected score
+    over its yardstick; at inference the token is the target, constant all day."""
+    traj = _hand_trajectories()
+    traj.yardsticks = np.array([6.0, 8.0])  # final expected scores 3 and 2
+    traj.obs = np.random.default_rng(0).normal(size=traj.obs.shape).astype(np.float32)
+    agent = fit(DTAgent(**{**TINY, "max_ticks": 3}, return_baseline="yardstick",
+                        target_quantile=1.0), traj, steps=1, progress=False)
+    np.testing.assert_allclose(agent.data["rtg"].numpy(), [[0.5, 0.5, 0.5], [0.25, 0.25, 0.0]])
+    np.testing.assert_allclose(agent.training_targets(), [0.5, 0.25])
+    assert agent.target_return == pytest.approx(0.5)  # quantile 1 of the qualities
+    agent.reset(traj.campaigns[0])
+    for t in range(3):
+        agent.act(traj.obs[0, t])
+        agent.update({"expected_score": 10.0 * (t + 1)})  # earned score does not move it
+    np.testing.assert_allclose(agent._day["rtg"][0, :3].numpy(), [0.5, 0.5, 0.5])
+    traj.yardsticks = np.array([6.0, np.nan])
+    with pytest.raises(ValueError, match="1 of 2 days have none.*--yardstick"):
+        fit(DTAgent(**TINY, return_baseline="yardstick"), traj, steps=1, progress=False)
+
+
+def test_gave_refuses_constant_tokens():
+    from agents.gave import GAVEAgent
+
+    with pytest.raises(ValueError, match="return-to-go head"):
+        GAVEAgent(return_baseline="yardstick")

@@ -9,7 +9,7 @@ import pytest
 
 import bidenv  # noqa: F401  (registers the envs)
 from bidenv.campaign import budget_scale
-from bidenv.offline import load_dataset, save_dataset, validate_frame
+from bidenv.offline import Trajectories, load_dataset, save_dataset, validate_frame
 from bidenv.oracle import reference_hindsight
 from experiments.cli import main
 from experiments.collect import (
@@ -121,6 +121,12 @@ def test_summary_matches_a_recomputation_from_the_rows(expert_frame, mix_frame, 
         pd.testing.assert_frame_equal(loaded, validate_frame(frame))
         assert loaded_meta[SUMMARY_KEY] == meta[SUMMARY_KEY]
         assert loaded.attrs["bidenv"] == loaded_meta
+        # Each day's yardstick is in the metadata and reaches the trajectories.
+        want = [reference(config, ep)["oracle_score"] for ep in final.index]
+        assert [meta["day_yardstick"][str(ep)] for ep in final.index] == want
+        traj = Trajectories.from_frame(loaded)
+        np.testing.assert_array_equal(traj.yardsticks, want)
+        np.testing.assert_array_equal(traj.subset([1, 0]).yardsticks, want[1::-1])
 
 
 def test_behavior_parsing_accepts_expert_and_rejects_unknown_names(tmp_path):
