@@ -29,15 +29,17 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bidenv.campaign import Campaign
-from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT
+from bidenv.features import (  # noqa: F401  (PRIOR_CONVERSION_VALUE re-exported)
+    FEATURE_NAMES,
+    PRICE_UNIT,
+    PRIOR_CONVERSION_VALUE,
+    PVALUE_UNIT,
+)
 from bidenv.scoring import MAX_ALPHA, action_to_alpha, alpha_to_action  # noqa: F401 (re-export)
 from bidenv.validation import check_choice, check_number
 
 #: Index of each observation feature (see :data:`bidenv.env.FEATURE_NAMES`).
 FEATURE_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
-#: Sales value of one conversion assumed for ROI campaigns until the bid scale is observed
-#: (the median conversion value of bidenv's built-in traffic).
-PRIOR_CONVERSION_VALUE = 100.0
 
 
 @runtime_checkable

@@ -143,7 +143,7 @@ class OfflineAgent:
     config_class = OfflineConfig
 
     def __init__(self, config=None, *, obs_dim: int | None = None, **overrides):
-        from bidenv.features import FEATURE_NAMES
+        from bidenv.features import FEATURE_NAMES, OPPORTUNITY_FEATURES
 
         if config is None:
             config = self.config_class(**overrides)
@@ -154,7 +154,8 @@ class OfflineAgent:
         config.hidden = tuple(config.hidden)
         config.validate()
         self.config = config
-        self.obs_dim = int(obs_dim or len(FEATURE_NAMES))
+        extra = len(OPPORTUNITY_FEATURES) if getattr(config, "opportunity_features", False) else 0
+        self.obs_dim = int(obs_dim or len(FEATURE_NAMES) + extra)
         self.normalizer = Normalizer(np.zeros(self.obs_dim, np.float32),
                                      np.ones(self.obs_dim, np.float32))
         self.step = 0
@@ -351,6 +352,8 @@ def fit(agent: OfflineAgent, data, *, steps: int, seed: int = 0, out=None,
         traj = Trajectories.from_frame(data)
         meta_data = dict(getattr(data, "attrs", {}).get("bidenv", {}))
     fingerprint = data_fingerprint(traj) if ckpt is not None else None
+    if getattr(agent.config, "opportunity_features", False):
+        traj = traj.with_opportunity_obs()  # states = env features + opportunity features
     if resume:
         # Checked before any work: the checkpoint must continue this very run.
         meta, tensors = type(agent).read_checkpoint(ckpt)

@@ -65,6 +65,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from agents.common import OfflineAgent, OfflineConfig
+from bidenv.features import OpportunityStats
 from bidenv.offline import Trajectories
 from bidenv.scoring import score_unit
 from bidenv.validation import check_choice, check_int
@@ -107,6 +108,11 @@ class DTConfig(OfflineConfig):
             behaviour controls rather than on a return that also measures the day's luck. At
             inference the token is the target fraction of the yardstick, constant all day.
         baseline_neighbors: Days averaged for the campaign baseline.
+        opportunity_features: Information parity (opt-in): append the 10
+            :data:`bidenv.features.OPPORTUNITY_FEATURES` (quantiles of the multiplier needed to
+            win over the last tick's and the day's opportunities, what the online LP reads
+            through ``update()``) to the state; trained from the dataset's ``opp_*`` columns,
+            computed at inference from ``update(info, opportunities)``.
         beta: Penalty exponent used only by :func:`score_from_obs` (the env's default 2).
         weight_decay: AdamW weight decay.
         warmup_steps: Linear learning-rate warm-up.
@@ -127,6 +133,7 @@ class DTConfig(OfflineConfig):
     target_scale: float = 1.0
     target_neighbors: int = 50
     return_baseline: str = "campaign"
+    opportunity_features: bool = False
     baseline_neighbors: int = 50
     beta: float = 2.0
     weight_decay: float = 1e-4
@@ -502,10 +509,14 @@ class DTAgent(OfflineAgent):
                      "actions": torch.zeros(1, T)}
         self.tick = 0
         self._score = 0.0  # normalised score so far, S_{t-1} / u
+        self._opportunities = (OpportunityStats(self.campaign)
+                               if self.config.opportunity_features else None)
         self._updated = -1  # tick whose score came from update()
 
     def update(self, info: dict, opportunities=None) -> None:
         """Record the cumulative score after the tick just played (from the env's info)."""
+        if self._opportunities is not None:
+            self._opportunities.update(opportunities)
         key = "expected_score" if self.config.expected else "score"
         if key in info:
             self._score = float(info[key]) / self.unit
@@ -540,6 +551,11 @@ class DTAgent(OfflineAgent):
 
     @torch.no_grad()
     def act(self, obs) -> np.ndarray:
+        if self._day is None:
+            self.reset(None)
+        if self._opportunities is not None and np.size(obs) < self.obs_dim:
+            obs = np.concatenate([np.asarray(obs, np.float32).reshape(-1),
+                                  self._opportunities.features()])
         ctx = self.context_now(obs)
         self.eval_mode(True)
         a = float(np.clip(self.choose(obs, ctx), -1.0, 1.0))

@@ -105,3 +105,71 @@ def observe(*, tick, n_ticks: int, spent, budget, hist_means, last3_means, cur_p
     obs[:, FEATURE_INDEX["is_roi"]] = is_roi
     np.clip(obs, _LOW, _HIGH, out=obs)
     return obs.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Information parity: the per-opportunity view the online LP reads, as opt-in features
+# --------------------------------------------------------------------------------------------
+#: Quantiles of the multiplier a bidder needed to win a slot, summarised per tick and per day.
+OPPORTUNITY_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+#: Opt-in features for learned agents (``opportunity_features=True``): ``need_q<p>`` is the
+#: ``p`` quantile, over the opportunities of the last tick the agent could enter, of
+#: ``log10(least winning cost / (pValue x s))``, the log multiplier it needed to win a slot (s:
+#: :func:`prior_bid_scale`); ``day_need_q<p>`` the same over all of today's past ticks. The
+#: online LP and PID CPA read the same opportunities through ``update()``.
+OPPORTUNITY_FEATURES = (tuple(f"need_q{int(100 * q)}" for q in OPPORTUNITY_QUANTILES)
+                        + tuple(f"day_need_q{int(100 * q)}" for q in OPPORTUNITY_QUANTILES))
+#: Sales value of one conversion assumed by :func:`prior_bid_scale` for ROI campaigns (the
+#: median conversion value of the built-in traffic).
+PRIOR_CONVERSION_VALUE = 100.0
+_NEED_EDGES = np.linspace(-3.0, 3.0, 241)  # log10 multipliers, 0.025 wide
+
+
+def prior_bid_scale(campaign: dict) -> float:
+    """Money bid per predicted conversion at ``alpha = 1``, from the campaign alone: the CPA
+    target (CPA and budget-only campaigns; 1 without one) or ``PRIOR_CONVERSION_VALUE /
+    target_roi`` (ROI)."""
+    if campaign.get("constraint") == "roi":
+        return PRIOR_CONVERSION_VALUE / float(campaign["target_roi"])
+    return float(campaign.get("target_cpa") or 1.0)
+
+
+class OpportunityStats:
+    """Running quantiles of the multiplier needed to win, for :data:`OPPORTUNITY_FEATURES`.
+
+    ``update(opportunities)`` after each tick with ``env.last_tick_opportunities()``;
+    ``features()`` before bidding gives the 10 features (0 before the first tick with
+    opportunities). The day's quantiles come from a fixed histogram (bins 0.025 wide in log10),
+    so memory and time per tick do not grow with the day.
+
+    >>> stats = OpportunityStats({"constraint": "cpa", "target_cpa": 2.0})
+    >>> stats.update({"pvalue": np.array([0.5, 0.5]), "least_winning_cost": np.array([0.1, 10.0])})
+    >>> [round(float(x), 2) for x in stats.features()[[0, 2, 4]]]  # log10(0.1), .., log10(10)
+    [-0.8, 0.0, 0.8]
+    """
+
+    def __init__(self, campaign: dict):
+        self.scale = prior_bid_scale(campaign)
+        self.last = np.zeros(len(OPPORTUNITY_QUANTILES))
+        self.counts = np.zeros(len(_NEED_EDGES) - 1)
+
+    def update(self, opportunities: dict | None) -> None:
+        if not opportunities:
+            return
+        pvalue = np.asarray(opportunities["pvalue"], np.float64)
+        lwc = np.asarray(opportunities["least_winning_cost"], np.float64)
+        ok = (pvalue > 0) & (lwc > 0)
+        if not ok.any():
+            return
+        need = np.clip(np.log10(lwc[ok] / (pvalue[ok] * self.scale)), -3.0, 3.0 - 1e-9)
+        self.last = np.quantile(need, OPPORTUNITY_QUANTILES)
+        self.counts += np.histogram(need, _NEED_EDGES)[0]
+
+    def features(self) -> np.ndarray:
+        total = self.counts.sum()
+        day = np.zeros(len(OPPORTUNITY_QUANTILES))
+        if total > 0:
+            cum = np.cumsum(self.counts) / total
+            idx = np.searchsorted(cum, OPPORTUNITY_QUANTILES)
+            day = 0.5 * (_NEED_EDGES[idx] + _NEED_EDGES[idx + 1])
+        return np.concatenate([self.last, day]).astype(np.float32)

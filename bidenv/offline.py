@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from bidenv.campaign import MAX_MONEY, MIN_TARGET
-from bidenv.features import FEATURE_NAMES
+from bidenv.features import FEATURE_NAMES, OPPORTUNITY_FEATURES
 from bidenv.io import atomic_path
 
 #: Observation columns of a dataset, in the environment's feature order.
@@ -47,6 +47,9 @@ COLUMNS = {"episode": "i", "tick": "i", **{c: "f" for c in OBS_COLUMNS}, "action
            "alpha": "f", "reward": "f", "done": "b", "budget": "f", "constraint": "s",
            "target_cpa": "f", "target_roi": "f", "category": "i",
            **{c: "f" for c in OUTCOME_COLUMNS}, "behavior": "s", "noise": "f"}
+#: Optional columns (all or none): the opt-in opportunity features before each tick
+#: (:data:`bidenv.features.OPPORTUNITY_FEATURES`), logged by ``bidenv collect``.
+OPPORTUNITY_COLUMNS = [f"opp_{name}" for name in OPPORTUNITY_FEATURES]
 METADATA_KEY = b"bidenv"
 
 # --------------------------------------------------------------------------------------------
@@ -121,6 +124,15 @@ def validate_frame(frame: pd.DataFrame, *, where: str = "dataset") -> pd.DataFra
         ep = int(out["episode"].to_numpy()[np.flatnonzero(ticks != expected)[0]])
         raise ValueError(f"{where}: episode {ep} has ticks that are not 0, 1, 2, ... "
                          "without gaps or duplicates")
+    present = [c for c in OPPORTUNITY_COLUMNS if c in out.columns]
+    if present and len(present) != len(OPPORTUNITY_COLUMNS):
+        raise ValueError(f"{where}: the opportunity columns come all or none; missing "
+                         f"{[c for c in OPPORTUNITY_COLUMNS if c not in present]}")
+    for col in present:
+        v = out[col]
+        if not pd.api.types.is_numeric_dtype(v) or not np.all(np.isfinite(v.to_numpy())):
+            raise ValueError(f"{where}: column {col!r} must hold finite numbers")
+        out[col] = v.astype(np.float64)
     out.attrs = dict(frame.attrs)
     return out
 
@@ -204,6 +216,8 @@ class Trajectories:
         yardsticks: (E,) each day's yardstick (the oracle of the day without the agent) where
             the file's metadata has it (``bidenv collect --yardstick``, key ``day_yardstick``),
             NaN elsewhere; ``None`` when no day has one.
+        opportunity_obs: (E, T, 10) float32 opportunity features before each tick
+            (:data:`OPPORTUNITY_COLUMNS`) when the file has them, else ``None``.
     """
 
     obs: np.ndarray
@@ -217,6 +231,7 @@ class Trajectories:
     episodes: np.ndarray
     campaigns: list
     yardsticks: np.ndarray | None = None
+    opportunity_obs: np.ndarray | None = None
 
     @property
     def n_ticks(self) -> int:
@@ -256,6 +271,8 @@ class Trajectories:
         scores = np.where(t_idx <= last, scores, scores[np.arange(E), lengths - 1][:, None])
         exp_scores = np.where(t_idx <= last, exp_scores,
                               exp_scores[np.arange(E), lengths - 1][:, None])
+        opp = (grid(frame[OPPORTUNITY_COLUMNS].to_numpy(np.float32), np.float32)
+               if all(c in frame.columns for c in OPPORTUNITY_COLUMNS) else None)
         known = (frame.attrs.get("bidenv") or {}).get("day_yardstick") or {}
         yardsticks = (np.array([float(known.get(str(int(e)), np.nan)) for e in ids])
                       if known else None)
@@ -264,7 +281,7 @@ class Trajectories:
                    scores=scores, expected_scores=exp_scores,
                    dones=grid(frame["done"].to_numpy(bool), bool, False), mask=mask,
                    lengths=lengths.astype(np.int64), episodes=ids, campaigns=campaigns,
-                   yardsticks=yardsticks)
+                   yardsticks=yardsticks, opportunity_obs=opp)
 
     def returns_to_go(self, *, expected: bool = False) -> np.ndarray:
         """Score-based return-to-go ``R_t = S_T - S_{t-1}`` (S_{-1} = 0), shape (E, T).
@@ -319,7 +336,21 @@ class Trajectories:
             scores=self.scores[idx], expected_scores=self.expected_scores[idx],
             dones=self.dones[idx], mask=self.mask[idx], lengths=self.lengths[idx],
             episodes=self.episodes[idx], campaigns=[self.campaigns[i] for i in idx],
-            yardsticks=None if self.yardsticks is None else self.yardsticks[idx])
+            yardsticks=None if self.yardsticks is None else self.yardsticks[idx],
+            opportunity_obs=(None if self.opportunity_obs is None
+                             else self.opportunity_obs[idx]))
+
+    def with_opportunity_obs(self) -> Trajectories:
+        """A copy whose states also hold the opportunity features (appended after the
+        environment's), for agents trained with ``opportunity_features=True``."""
+        if self.opportunity_obs is None:
+            raise ValueError("opportunity_features=True needs the opportunity columns "
+                             f"({OPPORTUNITY_COLUMNS[0]}, ...) in the data: collect it again "
+                             "with this version of bidenv collect")
+        import dataclasses
+
+        return dataclasses.replace(self, obs=np.concatenate([self.obs, self.opportunity_obs],
+                                                             axis=-1))
 
     def normalizer(self) -> Normalizer:
         """State statistics over the real ticks (compute on the training split)."""

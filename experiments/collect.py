@@ -54,7 +54,8 @@ from bidenv.campaign import (
     MARKET_ROI,
     draw_agent_campaign,
 )
-from bidenv.offline import COLUMNS, OBS_COLUMNS
+from bidenv.features import OpportunityStats
+from bidenv.offline import COLUMNS, OBS_COLUMNS, OPPORTUNITY_COLUMNS
 from bidenv.validation import check_int
 
 #: Default behaviour mix: heuristic bidders and their weights.
@@ -248,9 +249,14 @@ def _collect_chunk(task) -> tuple[list[dict], list[dict]]:
                            target_cpa=math.nan if camp.target_cpa is None else camp.target_cpa,
                            target_roi=math.nan if camp.target_roi is None else camp.target_roi,
                            category=camp.category)
+                day["opportunities"] = OpportunityStats(camp.to_dict())
             info = step.info
             row = {"episode": day["episode"], "tick": step.tick}
             row.update(zip(OBS_COLUMNS, step.obs.astype(np.float64)))
+            # what was known before this tick, then this tick's opportunities
+            row.update(zip(OPPORTUNITY_COLUMNS,
+                           day["opportunities"].features().astype(np.float64)))
+            day["opportunities"].update(base.last_tick_opportunities())
             row.update(action=float(step.action[0]), alpha=info["alpha"], reward=step.reward,
                        done=step.done, **{k: day[k] for k in _DAY_COLUMNS},
                        cost=info["cost"], conversions=info["conversions"], value=info["value"],
@@ -314,7 +320,7 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
 
     map_ordered(_collect_chunk, tasks, workers, on_result=take)
     bar.close()
-    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    frame = pd.DataFrame(rows, columns=list(COLUMNS) + OPPORTUNITY_COLUMNS)
     summary = yardstick_summary(days, order=list(config.behaviors))
     frame.attrs["bidenv"] = {"source": "bidenv.collect", **config.metadata(),
                              SUMMARY_KEY: summary,
