@@ -167,18 +167,25 @@ def test_fit_save_load_resume(data, tmp_path):
     check_fit_save_load_resume(DTAgent, data, tmp_path, **TINY)
 
 
-def test_nearest_campaign_target(data):
-    agent = fit(DTAgent(**TINY, target_neighbors=2, target_quantile=0.5,
-                        return_baseline="none"), data, steps=1, progress=False)
-    rtg0 = normalised_returns_to_go(data)[:, 0]
-    camps = data.campaigns
-    # By hand: distances on (log budget, log target CPA) standardised, ROI flag apart.
+def _campaign_features_by_hand(camps):
+    """(log budget, log bid scale, 10 x ROI flag) per campaign and the distance scales (the
+    standard deviations, 1 for the flag)."""
     feats = np.array([[math.log(c["budget"]),
                        math.log(1 / c["target_roi"] if c["constraint"] == "roi"
                                 else c["target_cpa"]),
                        10.0 * (c["constraint"] == "roi")] for c in camps])
     std = feats.std(0)
     std[2] = 1.0
+    return feats, std
+
+
+def test_nearest_campaign_target(data):
+    agent = fit(DTAgent(**TINY, target_neighbors=2, target_quantile=0.5,
+                        return_baseline="none"), data, steps=1, progress=False)
+    rtg0 = normalised_returns_to_go(data)[:, 0]
+    camps = data.campaigns
+    # By hand: distances on (log budget, log target CPA) standardised, ROI flag apart.
+    feats, std = _campaign_features_by_hand(camps)
     for c in camps:
         d = (((feats - feats[camps.index(c)]) / std) ** 2).sum(1)
         near = np.argsort(d, kind="stable")[:2]
@@ -205,12 +212,7 @@ def test_relative_returns_divide_by_the_campaign_baseline(data):
                 progress=False)
     rtg = normalised_returns_to_go(data)
     camps = data.campaigns
-    feats = np.array([[math.log(c["budget"]),
-                       math.log(1 / c["target_roi"] if c["constraint"] == "roi"
-                                else c["target_cpa"]),
-                       10.0 * (c["constraint"] == "roi")] for c in camps])
-    std = feats.std(0)
-    std[2] = 1.0
+    feats, std = _campaign_features_by_hand(camps)
     base = []
     for i in range(len(camps)):  # the nearest *other* day, by hand
         d = (((feats - feats[i]) / std) ** 2).sum(1)
