@@ -311,3 +311,13 @@ def test_rerun_after_sigkill_mid_write_leaves_a_clean_folder(tmp_path):
         tmp.write_bytes(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["weights.pt"]
     assert target.read_bytes() == b"whole"
+
+
+def test_train_pins_threads_before_training(datasets, tmp_path, monkeypatch):
+    """bidenv train runs with one BLAS/OpenMP/torch thread (set before torch is used)."""
+    import experiments.pool
+
+    calls = []
+    monkeypatch.setattr(experiments.pool, "pin_threads", lambda: calls.append(True))
+    assert _train(datasets, tmp_path / "run", steps=1) == 0
+    assert calls == [True]
