@@ -29,12 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from bidenv.campaign import Campaign
-from bidenv.features import (  # noqa: F401  (PRIOR_CONVERSION_VALUE re-exported)
-    FEATURE_NAMES,
-    PRICE_UNIT,
-    PRIOR_CONVERSION_VALUE,
-    PVALUE_UNIT,
-)
+from bidenv.features import FEATURE_NAMES, PRICE_UNIT, PVALUE_UNIT, prior_bid_scale
 from bidenv.scoring import MAX_ALPHA, action_to_alpha, alpha_to_action  # noqa: F401 (re-export)
 from bidenv.validation import check_choice, check_number
 
@@ -145,18 +140,16 @@ class BidScale:
       campaign, so ``s`` is read from the observation: ``hist_bid_mean`` is the mean own bid
       over past ticks, i.e. ``s x mean_t(alpha_t x pvalue_t)``, and the agent knows its own
       ``alpha_t`` and each tick's ``cur_pvalue_mean``. Before the first tick it assumes
-      :data:`PRIOR_CONVERSION_VALUE`. (With a conversion value that varies by opportunity this
-      is its pValue-weighted mean.)
+      :func:`bidenv.features.prior_bid_scale` (a conversion worth
+      :data:`bidenv.features.PRIOR_CONVERSION_VALUE`). (With a conversion value that varies by
+      opportunity this is its pValue-weighted mean.)
 
     Call :meth:`observe` with every observation before acting and :meth:`played` after.
     """
 
     def __init__(self, campaign: dict):
         self.is_roi = campaign["constraint"] == "roi"
-        if self.is_roi:
-            self.value = PRIOR_CONVERSION_VALUE / float(campaign["target_roi"])
-        else:
-            self.value = float(campaign["target_cpa"])
+        self.value = prior_bid_scale(campaign)
         self._weighted_pvalue = 0.0  # sum over past ticks of alpha_t x mean pValue_t
         self._ticks = 0
         self._pvalue_now = 0.0

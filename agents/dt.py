@@ -194,31 +194,46 @@ def campaign_features(campaign: dict) -> np.ndarray:
     return np.array([math.log(float(campaign["budget"])), math.log(scale), 10.0 * roi])
 
 
-def _nearest(features: np.ndarray, query: np.ndarray, k: int, exclude=None) -> np.ndarray:
-    """Indices of the ``k`` rows of ``features`` nearest to ``query`` (standardised distance;
-    the ROI flag keeps CPA and ROI days apart), leaving out row ``exclude``."""
-    std = np.maximum(features.std(0), 1e-6)
-    std[2] = 1.0
-    d = (((features - query) / std) ** 2).sum(1)
+def _distance_scale(features: np.ndarray) -> np.ndarray:
+    """Per-column scale of campaign distances: the standard deviation, and 1 for the ROI flag
+    (which keeps CPA and ROI days 10 apart)."""
+    scale = np.maximum(features.std(0), 1e-6)
+    scale[2] = 1.0
+    return scale
+
+
+def _nearest(features: np.ndarray, query: np.ndarray, k: int, exclude=None,
+             scale=None) -> np.ndarray:
+    """Indices of the ``k`` rows of ``features`` nearest to ``query`` (distance standardised by
+    ``scale``, :func:`_distance_scale` by default), leaving out row ``exclude``."""
+    scale = _distance_scale(features) if scale is None else scale
+    d = (((features - query) / scale) ** 2).sum(1)
     if exclude is not None:
         d[exclude] = np.inf
     k = min(k, len(d) - (exclude is not None))
     return np.argsort(d, kind="stable")[:max(k, 1)]
 
 
-def campaign_baselines(features: np.ndarray, r0: np.ndarray, k: int) -> np.ndarray:
-    """Leave-one-out campaign baseline of each training day: the mean normalised ``R_0`` of
-    the ``k`` other days with the nearest campaigns, floored at 1% of the overall mean so a
-    relative return stays finite.
+def campaign_baselines(features: np.ndarray, r0: np.ndarray, k: int,
+                       queries=None) -> np.ndarray:
+    """Campaign baseline ``b``: the mean normalised ``R_0`` of the ``k`` training days with the
+    nearest campaigns, floored at 1% of the overall mean so a relative return stays finite.
+
+    Without ``queries``, one per training day, leaving the day itself out (training); else one
+    per row of ``queries`` (campaign features of the days to bid on).
 
     >>> f = np.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0], [5.0, 0.0, 0.0], [5.1, 0.0, 0.0]])
     >>> campaign_baselines(f, np.array([1.0, 3.0, 10.0, 30.0]), k=1).tolist()
     [3.0, 1.0, 30.0, 10.0]
+    >>> campaign_baselines(f, np.array([1.0, 3.0, 10.0, 30.0]), k=2, queries=f[:1]).tolist()
+    [2.0]
     """
-    floor = 0.01 * max(float(np.mean(r0)), 1e-9)
-    out = np.array([r0[_nearest(features, features[i], k, exclude=i)].mean()
-                    for i in range(len(r0))])
-    return np.maximum(out, floor)
+    scale = _distance_scale(features)
+    rows = ([(features[i], i) for i in range(len(r0))] if queries is None
+            else [(q, None) for q in np.atleast_2d(queries)])
+    out = np.array([r0[_nearest(features, q, k, exclude=e, scale=scale)].mean()
+                    for q, e in rows])
+    return np.maximum(out, 0.01 * max(float(np.mean(r0)), 1e-9))
 
 
 def score_from_obs(obs, campaign: dict, beta: float = 2.0) -> float | None:
@@ -415,9 +430,9 @@ class DTAgent(OfflineAgent):
         r0 = self.model.campaign_r0.numpy()
         if self.config.return_baseline != "campaign" or len(r0) == 0:
             return 1.0
-        feats = self.model.campaign_features.numpy()
-        near = _nearest(feats, campaign_features(campaign), self.config.baseline_neighbors)
-        return max(float(r0[near].mean()), 0.01 * max(float(r0.mean()), 1e-9))
+        return float(campaign_baselines(self.model.campaign_features.numpy(), r0,
+                                        self.config.baseline_neighbors,
+                                        queries=campaign_features(campaign))[0])
 
     def _quality_tokens(self, train: Trajectories) -> np.ndarray:
         """(E, T) tokens of ``return_baseline="yardstick"``: the day's final (expected) score

@@ -38,7 +38,7 @@ from bidenv.validation import check_int
 
 #: DT settings that must agree between a GAS agent and the ``dt_path`` checkpoint it uses.
 DT_SHARED = ("context", "embed_dim", "n_layers", "n_heads", "max_ticks", "expected",
-             "max_alpha", "return_baseline", "baseline_neighbors")
+             "max_alpha", "return_baseline", "baseline_neighbors", "opportunity_features")
 
 
 @dataclasses.dataclass

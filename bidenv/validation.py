@@ -109,6 +109,20 @@ def _bound(value) -> str:
     return f"{float(value):g}"
 
 
+def _allowed(one_sided: str, two_sided: str, low, high, low_open: bool = False,
+             high_open: bool = False) -> str:
+    """The allowed range as messages say it: ``one_sided`` alone or with ``>``/``>=``/``<``/
+    ``<=`` one bound, ``two_sided in [low, high]`` (brackets open or closed) with both."""
+    if low is None and high is None:
+        return one_sided
+    if high is None:
+        return f"{one_sided} {'>' if low_open else '>='} {_bound(low)}"
+    if low is None:
+        return f"{one_sided} {'<' if high_open else '<='} {_bound(high)}"
+    return (f"{two_sided} in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
+            f"{')' if high_open else ']'}")
+
+
 def _as_real(value) -> float | None:
     """``float(value)`` for a real number (not a bool, not a string), else None."""
     if isinstance(value, (bool, np.bool_)):
@@ -162,15 +176,7 @@ def check_number(name: str, value, low=None, high=None, *, low_open: bool = Fals
         high = None
     if low is not None and low == -math.inf and low_open:
         low = None
-    if low is None and high is None:
-        allowed = "a finite number"
-    elif high is None:
-        allowed = f"a finite number {'>' if low_open else '>='} {_bound(low)}"
-    elif low is None:
-        allowed = f"a finite number {'<' if high_open else '<='} {_bound(high)}"
-    else:
-        allowed = (f"a number in {'(' if low_open else '['}{_bound(low)}, {_bound(high)}"
-                   f"{')' if high_open else ']'}")
+    allowed = _allowed("a finite number", "a number", low, high, low_open, high_open)
     reason = f" ({why})" if why else ""
     raise ValueError(f"{name} must be {allowed}{reason}, got {short_repr(value)}")
 
@@ -198,14 +204,7 @@ def check_int(name: str, value, low: int | None = None, high: int | None = None)
     ok = ok and (low is None or value >= low) and (high is None or value <= high)
     if ok:
         return int(value)
-    if low is None and high is None:
-        allowed = "an integer"
-    elif high is None:
-        allowed = f"an integer >= {low}"
-    elif low is None:
-        allowed = f"an integer <= {high}"
-    else:
-        allowed = f"an integer in [{low}, {high}]"
+    allowed = _allowed("an integer", "an integer", low, high)
     raise ValueError(f"{name} must be {allowed}, got {short_repr(value)}")
 
 
