@@ -27,7 +27,7 @@ training split (saved with every checkpoint).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -347,10 +347,7 @@ class Trajectories:
             raise ValueError("opportunity_features=True needs the opportunity columns "
                              f"({OPPORTUNITY_COLUMNS[0]}, ...) in the data: collect it again "
                              "with this version of bidenv collect")
-        import dataclasses
-
-        return dataclasses.replace(self, obs=np.concatenate([self.obs, self.opportunity_obs],
-                                                             axis=-1))
+        return replace(self, obs=np.concatenate([self.obs, self.opportunity_obs], axis=-1))
 
     def normalizer(self) -> Normalizer:
         """State statistics over the real ticks (compute on the training split)."""
