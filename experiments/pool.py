@@ -9,7 +9,10 @@
   BLAS threads compete);
 * never outlives its parent: on Linux each worker asks the kernel for SIGTERM when the parent
   dies (``prctl(PR_SET_PDEATHSIG)``), so SIGKILL, SIGTERM or Ctrl-C of the command leaves no
-  worker running.
+  worker running;
+* stops at once when the ``with`` block raises (Ctrl-C included): queued tasks are cancelled
+  and the workers terminated, instead of the executor's default of finishing every queued
+  task first.
 
 :func:`map_ordered` runs a function over tasks, serially for one worker, and returns the
 results in task order (identical to a serial run).
@@ -62,10 +65,27 @@ def pool_size(workers: int, jobs: int) -> int:
     return max(1, min(workers, jobs, os.cpu_count() or 1))
 
 
+class _Pool(ProcessPoolExecutor):
+    """A ``ProcessPoolExecutor`` that, leaving a ``with`` block by an exception, cancels the
+    queued tasks and terminates its workers rather than waiting for all of them."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            return super().__exit__(exc_type, exc, tb)
+        processes = list((getattr(self, "_processes", None) or {}).values())
+        self.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join(timeout=5)
+        return False
+
+
 def worker_pool(workers: int, jobs: int, initializer: Callable[[], None] | None = None
                 ) -> ProcessPoolExecutor:
     """A process pool for ``jobs`` tasks with at most ``workers`` processes (see above)."""
-    return ProcessPoolExecutor(max_workers=pool_size(workers, jobs), initializer=_init_worker,
+    return _Pool(max_workers=pool_size(workers, jobs), initializer=_init_worker,
                                initargs=(os.getpid(), initializer))
 
 

@@ -38,6 +38,41 @@ def test_map_ordered_matches_serial_and_pins_threads():
     assert seen == [3, 1]
 
 
+def _mark_and_sleep(task):
+    folder, i = task
+    (Path(folder) / f"{i}").write_text(str(os.getpid()))
+    if i > 0:
+        time.sleep(60)
+    return i
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+                    reason="needs Linux /proc and two CPUs")
+def test_an_error_in_the_parent_cancels_queued_tasks_and_stops_workers(tmp_path):
+    """Leaving the pool by an exception (Ctrl-C is one) must not first run every queued task:
+    the executor's default would run tasks 3..6 and wait minutes for the 60 s sleepers."""
+    tasks = [(str(tmp_path), i) for i in range(7)]
+
+    def stop(task, result):
+        while len(list(tmp_path.iterdir())) < 2:  # a sleeper has started beside task 0
+            time.sleep(0.05)
+        raise _Stop
+
+    with pytest.raises(_Stop):
+        map_ordered(_mark_and_sleep, tasks, 2, on_result=stop)
+    started = {int(p.name): int(p.read_text()) for p in tmp_path.iterdir()}
+    assert set(started) <= {0, 1, 2}, "queued tasks ran after the error"
+    workers = set(started.values())
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)
+
+
 def _children(pid: int) -> set[int]:
     out = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
