@@ -7,7 +7,9 @@ One command produces the project's leaderboard::
 Steps (each skipped when its output already exists with the same settings, so an interrupted
 benchmark re-run with the same command picks up where it stopped):
 
-1. collect the offline dataset (``DIR/data.parquet``) with the heuristic behaviour mix;
+1. collect the offline datasets (``DIR/<name>.parquet``; ``full``: ``data`` of budget
+   pacing and the hindsight expert, ``data_heuristic`` of the heuristic mix for the
+   ablation), each reused while its metadata matches the preset;
 2. train the online RL agents (stable-baselines3) and every offline agent for each training
    seed (``DIR/runs/<agent>/seed<k>``), in parallel processes with ``--workers``;
 3. evaluate the heuristics and every trained run with :func:`experiments.evaluate.evaluate`
@@ -61,26 +63,83 @@ SAME_SEED_DT = "<dt run of the same seed>"
 OFFLINE_AGENTS = agents.available("offline")
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
+#: The heuristic behaviour mix of ``bidenv collect`` (the smoke preset's data, and the full
+#: preset's ablation without expert days).
+HEURISTIC_DATA = {"behaviors": None, "noise": 0.3, "yardstick": False}
+#: The full preset's training data: days of budget pacing and of the hindsight expert (the
+#: day's best constant multiplier) in equal shares, exploration noise 0.2, every day's
+#: yardstick stored. Of the mixes tried, this one gave the decision transformer its best
+#: result (README, "Expert data and what it bought"); the heuristic mix stays as an ablation.
+EXPERT_DATA = {"behaviors": {"pid_budget": 0.5, "expert": 0.5}, "noise": 0.2, "yardstick": True}
+#: Offline entries of a preset: label -> (agent name, gradient steps, config overrides[,
+#: dataset]); the dataset is a key of the preset's ``datasets`` (default ``"data"``).
+#: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
+#: ``variants``: label -> (trained label, overrides at evaluation): the same checkpoints
+#: played with other settings (GAS's search width), so their difference is paired.
 PRESETS = {
     "smoke": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 24,
+        "datasets": {"data": HEURISTIC_DATA},
         "sb3": {"ppo": 1024}, "sb3_seeds": 1,
         "offline": {name: (name, 30, {"batch_size": 32, **({"dt_path": SAME_SEED_DT}
                                                              if name == "gas" else {})})
                     for name in OFFLINE_AGENTS},
+        "variants": {"gas_wide": ("gas", {"n_candidates": 3, "scale_low": 0.8,
+                                          "scale_high": 1.25})},
         "offline_seeds": 1, "episodes": 2, "scenarios": "smoke",
     },
     "full": {
         "env_id": "bidenv/AutoBiddingLite-v0", "collect_episodes": 600,
+        "datasets": {"data": EXPERT_DATA, "data_heuristic": HEURISTIC_DATA},
         "sb3": {"ppo": 100_000, "sac": 30_000, "td3": 30_000}, "sb3_seeds": 3,
+        # target_scale 0.75: the best of x0.4-x1 on tuning days (seeds 3,000,000+), never on
+        # the benchmark's held-out days.
         "offline": {"bc": ("bc", 2000, {}), "bc_top30": ("bc", 2000, {"top_fraction": 0.3}),
                     "iql": ("iql", 3000, {}), "cql": ("cql", 1500, {}),
-                    "dt": ("dt", 2000, {}), "gave": ("gave", 2000, {}),
+                    "dt": ("dt", 2000, {"target_scale": 0.75}),
+                    "dt_heuristic_data": ("dt", 2000, {"target_scale": 0.75},
+                                          "data_heuristic"),
+                    "dt_opportunity": ("dt", 2000, {"target_scale": 0.75,
+                                                    "opportunity_features": True}),
+                    "gave": ("gave", 2000, {}),
                     "gave_stable": ("gave_stable", 2000, {}),
-                    "gas": ("gas", 2000, {"dt_path": SAME_SEED_DT})},
+                    "diffbid": ("diffbid", 2000, {}),
+                    "gas": ("gas", 2000, {"target_scale": 0.75, "dt_path": SAME_SEED_DT})},
+        "variants": {"gas_wide": ("gas", {"n_candidates": 15, "scale_low": 0.8,
+                                          "scale_high": 1.25})},
         "offline_seeds": 3, "episodes": 20, "scenarios": "default",
     },
 }
+
+
+def offline_entries(spec: dict) -> dict:
+    """``{label: (agent, steps, config, dataset)}`` of a preset (dataset filled in)."""
+    return {label: (entry + ("data",))[:4] for label, entry in spec["offline"].items()}
+
+
+def dataset_settings(spec: dict, name: str, seed: int) -> dict:
+    """What determines the preset's dataset ``name``: compared with a file's metadata before
+    it is reused, and with a run's record before the run is reused."""
+    from experiments.collect import DEFAULT_BEHAVIORS
+
+    if name not in spec["datasets"]:
+        raise ValueError(f"dataset {name!r} is not in the preset (it has "
+                         f"{sorted(spec['datasets'])})")
+    d = spec["datasets"][name]
+    return {"episodes": spec["collect_episodes"], "seed": seed, "env_id": spec["env_id"],
+            "behaviors": dict(d["behaviors"] or DEFAULT_BEHAVIORS), "noise": d["noise"],
+            "yardstick": bool(d["yardstick"])}
+
+
+def finished_run(done_file, want: dict) -> dict | None:
+    """The record of a finished training run if it was trained as ``want`` says (agent,
+    steps, seed, config and the settings of its data), else None (train it again)."""
+    done_file = Path(done_file)
+    if not done_file.is_file():
+        return None
+    done = json.loads(done_file.read_text())
+    same = {k: done.get(k) for k in want} == json.loads(json.dumps(want))
+    return done if same else None
 
 
 def _train_job(job) -> tuple[str, float | None, bool]:
@@ -92,14 +151,14 @@ def _train_job(job) -> tuple[str, float | None, bool]:
     import torch
 
     torch.set_num_threads(1)
-    kind, name, steps, seed, run_dir, data, env_id, config = job
+    kind, name, steps, seed, run_dir, data, env_id, config, data_settings = job
     run_dir = Path(run_dir)
     done_file = run_dir / "benchmark_done.json"
-    want = {"agent": name, "steps": steps, "seed": seed, "config": config}
-    if done_file.is_file():
-        done = json.loads(done_file.read_text())
-        if {k: done.get(k) for k in want} == want:
-            return str(run_dir), done.get("seconds"), True
+    want = {"agent": name, "steps": steps, "seed": seed, "config": config,
+            "data": data_settings}
+    done = finished_run(done_file, want)
+    if done is not None:
+        return str(run_dir), done.get("seconds"), True
     start = time.perf_counter()
     if kind == "sb3":
         from agents.sb3 import TrainConfig, train
@@ -197,10 +256,10 @@ def training_table(spec: dict, train_seconds: dict) -> pd.DataFrame:
         rows.append({"agent": algo, "kind": "online (SB3)", "steps": steps,
                      "step_unit": "env steps", "data_days": steps / 48,
                      "seeds": spec["sb3_seeds"]})
-    for label, (_, steps, _) in spec["offline"].items():
+    for label, (_, steps, _, dataset) in offline_entries(spec).items():
         rows.append({"agent": label, "kind": "offline", "steps": steps,
                      "step_unit": "gradient steps", "data_days": spec["collect_episodes"],
-                     "seeds": spec["offline_seeds"]})
+                     "seeds": spec["offline_seeds"], "dataset": dataset})
     for row in rows:
         secs = [v for k, v in train_seconds.items()
                 if k.rsplit("/", 1)[0] == row["agent"] and v is not None]
@@ -263,6 +322,8 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
         k = f"{r['steps'] / 1000:g}k {r['step_unit']}"
         data = (f" on {r['data_days']:.0f} logged days" if r["kind"] == "offline"
                 else f" ({r['data_days']:.0f} simulated days)")
+        if r["kind"] == "offline" and r.get("dataset", "data") not in ("data", None):
+            data += f" (`{r['dataset']}`)"
         mins = (f", {r['mean_train_seconds'] / 60:.1f} min/seed"
                 if math.isfinite(r["mean_train_seconds"]) else "")
         return k + data + mins + (" (same checkpoints, 1 candidate)" if base != a else "")
@@ -329,8 +390,10 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
 
 
 def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1,
-                  progress: bool = True, readme=None, agents_subset=None):
-    """Collect, train and evaluate per the preset; returns the leaderboard frame."""
+                  progress: bool = True, readme=None, agents_subset=None,
+                  train_only: bool = False):
+    """Collect, train and evaluate per the preset; returns the leaderboard frame (None with
+    ``train_only``: collect and train, for a later invocation to reuse)."""
     from tqdm.auto import tqdm
 
     from bidenv.offline import load_dataset, save_dataset
@@ -350,45 +413,60 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
     timings: dict = {}
     start = time.perf_counter()
 
-    # 1. data
-    data = out / "data.parquet"
-    want_meta = {"episodes": spec["collect_episodes"], "seed": seed, "env_id": spec["env_id"]}
-    have = None
-    if data.is_file():
-        _, meta = load_dataset(data)
-        have = {k: meta.get(k) for k in want_meta}
-    if have != want_meta:
-        t0 = time.perf_counter()
-        frame = collect(episodes=spec["collect_episodes"], seed=seed, env_id=spec["env_id"],
-                        workers=workers, progress=progress)
-        save_dataset(frame, data)
-        timings["collect_seconds"] = time.perf_counter() - t0
+    # 1. data: each dataset the offline entries use
+    used = {entry[3] for entry in offline_entries(spec).values()}
+    data_paths, data_settings = {}, {}
+    for name in sorted(used):
+        want_meta = dataset_settings(spec, name, seed)
+        path = out / f"{name}.parquet"
+        have = None
+        if path.is_file():
+            _, meta = load_dataset(path)
+            have = {k: meta.get(k) for k in want_meta}
+        if have != json.loads(json.dumps(want_meta)):
+            t0 = time.perf_counter()
+            frame = collect(episodes=want_meta["episodes"], seed=seed, env_id=spec["env_id"],
+                            behaviors=want_meta["behaviors"], noise=want_meta["noise"],
+                            yardstick=want_meta["yardstick"], workers=workers,
+                            progress=progress)
+            save_dataset(frame, path)
+            timings[f"collect_seconds_{name}"] = time.perf_counter() - t0
+        data_paths[name], data_settings[name] = path, want_meta
 
     # 2. training jobs
     jobs = []
     for algo, steps in spec["sb3"].items():
         for k in range(spec["sb3_seeds"]):
             jobs.append(("sb3", algo, steps, seed + k, str(out / "runs" / algo / f"seed{k}"),
-                         None, spec["env_id"], {"reward_mode": SB3_REWARD}))
+                         None, spec["env_id"], {"reward_mode": SB3_REWARD}, None))
     labels = []  # one per job
     for algo in spec["sb3"]:
         labels += [algo] * spec["sb3_seeds"]
-    for label, (name, steps, config) in spec["offline"].items():
+    for label, (name, steps, config, dataset) in offline_entries(spec).items():
         for k in range(spec["offline_seeds"]):
             config = dict(config)
             if config.get("dt_path") == SAME_SEED_DT:  # the dt run of this seed
                 config["dt_path"] = str(out / "runs" / "dt" / f"seed{k}")
             jobs.append(("offline", name, steps, seed + k, str(out / "runs" / label / f"seed{k}"),
-                         str(data), spec["env_id"], config))
+                         str(data_paths[dataset]), spec["env_id"], config,
+                         data_settings[dataset]))
             labels.append(label)
     needs = _dependencies(jobs)
     if agents_subset is not None:
-        keep = {i for i, label in enumerate(labels) if label in agents_subset}
+        agents_subset = set(agents_subset)
+        known = set(HEURISTICS) | set(labels) | set(spec.get("variants", {}))
+        if agents_subset - known:
+            raise ValueError(f"agents: {sorted(agents_subset - known)} not in the preset; it "
+                             f"has {sorted(known)}")
+        wanted = agents_subset | {spec["variants"][v][0] for v in agents_subset
+                                  if v in spec.get("variants", {})}
+        keep = {i for i, label in enumerate(labels) if label in wanted}
         keep |= {needs[i] for i in keep if i in needs}  # a GAS run needs its DT run
         jobs, labels = [jobs[i] for i in sorted(keep)], [labels[i] for i in sorted(keep)]
     # Longest runs first, so that parallel workers finish together (results do not depend
     # on the order). A GAS run on a trained DT only trains critics.
-    cost = {"gas": 6, "gave": 5, "gave_stable": 4, "dt": 3, "ppo": 3, "sac": 3, "td3": 2}
+    cost = {"gas": 6, "gave": 5, "gave_stable": 4, "diffbid": 4, "dt": 3, "ppo": 3, "sac": 3,
+            "td3": 2}
     order = sorted(range(len(jobs)), key=lambda i: -(1.5 if jobs[i][7].get("dt_path") else
                                                      cost.get(jobs[i][1], 1)) * jobs[i][2])
     jobs, labels = [jobs[i] for i in order], [labels[i] for i in order]
@@ -405,6 +483,8 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
             reused.append(key)
     timings["reused_runs"] = reused
     timings["train_wall_seconds"] = time.perf_counter() - t0
+    if train_only:
+        return None
 
     # 3. evaluation: each run under its own label, then pooled by agent with a ``run`` column
     heuristics = [h for h in HEURISTICS if agents_subset is None or h in agents_subset]
@@ -418,6 +498,14 @@ def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1
             run1 = f"gas_1candidate/{label}/{Path(job[4]).name}"
             entries.append((run1, f"gas:{job[4]}", {"n_candidates": 1}))
             label_of[run1] = "gas_1candidate" if label == "gas" else f"{label}_1candidate"
+    for variant, (trained, overrides) in spec.get("variants", {}).items():
+        if agents_subset is not None and variant not in agents_subset:
+            continue
+        for job, label in zip(jobs, labels):
+            if label == trained:
+                run = f"{variant}/{Path(job[4]).name}"
+                entries.append((run, f"{job[1]}:{job[4]}", dict(overrides)))
+                label_of[run] = variant
     t0 = time.perf_counter()
     frame, traces = evaluate(entries, episodes=spec["episodes"], seed=seed + EVAL_SEED_OFFSET,
                              scenarios=spec["scenarios"], env_id=spec["env_id"],

@@ -117,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--workers", type=_positive_int, default=1,
                    help="parallel processes for collection, training and evaluation")
     m.add_argument("--out", required=True)
+    m.add_argument("--agents", default=None,
+                   help="comma-separated labels: train and evaluate only these (and the runs "
+                   "they need); finished runs are reused by a later full invocation")
+    m.add_argument("--train-only", action="store_true",
+                   help="collect and train only (a later invocation reuses the runs)")
     m.add_argument("--readme", default=None,
                    help="splice the leaderboard into this Markdown file (between "
                    "<!-- leaderboard:start --> and <!-- leaderboard:end -->)")
@@ -247,8 +252,11 @@ def main(argv=None) -> int:
         from experiments.benchmark import run_benchmark
 
         try:
+            subset = None if args.agents is None else [
+                a.strip() for a in args.agents.split(",") if a.strip()]
             run_benchmark(preset=args.preset, seed=args.seed, out=args.out,
-                          workers=args.workers, readme=args.readme)
+                          workers=args.workers, readme=args.readme, agents_subset=subset,
+                          train_only=args.train_only)
         except ValueError as exc:
             raise SystemExit(f"bidenv benchmark: {exc}") from None
     elif args.command == "traffic-report":

@@ -30,13 +30,39 @@ def test_splice_readme_replaces_only_the_block(tmp_path):
         splice_readme(readme, "x", "cmd")
 
 
+def test_a_run_is_reused_only_when_trained_on_the_same_data(tmp_path):
+    from experiments.benchmark import dataset_settings, finished_run, offline_entries
+
+    spec = PRESETS["full"]
+    expert, heuristic = (dataset_settings(spec, name, 0) for name in ("data", "data_heuristic"))
+    assert expert["behaviors"] == {"pid_budget": 0.5, "expert": 0.5} and expert["yardstick"]
+    assert heuristic["behaviors"]["pid_cpa"] == 0.3 and heuristic["noise"] == 0.3
+    assert offline_entries(spec)["dt_heuristic_data"][3] == "data_heuristic"
+    assert offline_entries(spec)["dt"][3] == "data"
+    want = {"agent": "dt", "steps": 2000, "seed": 0, "config": {}, "data": expert}
+    done = tmp_path / "benchmark_done.json"
+    assert finished_run(done, want) is None  # nothing there yet
+    done.write_text(json.dumps({**want, "seconds": 3.0}))
+    assert finished_run(done, want)["seconds"] == 3.0
+    assert finished_run(done, {**want, "data": heuristic}) is None
+    assert finished_run(done, {**want, "steps": 4000}) is None
+    # A record from before datasets were recorded is not reused for an offline run...
+    done.write_text(json.dumps({k: v for k, v in want.items() if k != "data"}))
+    assert finished_run(done, want) is None
+    # ...but an SB3 run, which reads no dataset, is.
+    assert finished_run(done, {**want, "data": None}) is not None
+    with pytest.raises(ValueError, match="dataset 'nope'"):
+        dataset_settings(spec, "nope", 0)
+
+
 @pytest.mark.slow
 def test_smoke_benchmark_trains_and_ranks_every_agent(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n")
     out = tmp_path / "smoke"
     board = run_benchmark(preset="smoke", seed=0, out=out, progress=False, readme=readme)
-    want = set(HEURISTICS) | set(PRESETS["smoke"]["sb3"]) | set(PRESETS["smoke"]["offline"])
+    want = (set(HEURISTICS) | set(PRESETS["smoke"]["sb3"]) | set(PRESETS["smoke"]["offline"])
+            | set(PRESETS["smoke"]["variants"]))
     assert set(board["agent"]) == want
     episodes = pd.read_csv(out / "episodes.csv")
     # Held-out days: disjoint from the data's days (seed + i, i < collect_episodes).
