@@ -175,6 +175,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
     g.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     g.add_argument("--out", required=True, help="output folder")
+
+    c = sub.add_parser("scale", help="percent of the yardstick against training steps and "
+                       "model width (does more compute help?)")
+    c.add_argument("--agents", default="dt", help="offline agents, comma-separated")
+    c.add_argument("--data", required=True, help="offline dataset (bidenv collect)")
+    c.add_argument("--steps", default="250,500,1000,2000",
+                   help="step counts, comma-separated (one run per width, saved at each)")
+    c.add_argument("--widths", default="32,64,128", help="widths, comma-separated")
+    c.add_argument("--width-field", default="embed_dim",
+                   help="the config field the widths set")
+    c.add_argument("--seed", type=int, default=0, help="training seed")
+    c.add_argument("--episodes", type=_positive_int, default=10, help="days per scenario")
+    c.add_argument("--eval-seed", type=int, default=3_000_000,
+                   help="first evaluation day's seed (default: tuning days, disjoint from "
+                   "the benchmark's held-out days)")
+    c.add_argument("--scenarios", default="default", help="scenario preset or names")
+    c.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
+    c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every run (JSON value), repeatable")
+    c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    c.add_argument("--out", required=True, help="output folder")
     return parser
 
 
@@ -298,6 +319,24 @@ def main(argv=None) -> int:
                       out=args.out)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv steer: {exc}") from None
+    elif args.command == "scale":
+        from experiments.scaling import run_scale
+        from experiments.train import parse_overrides
+
+        try:
+            steps = [int(x) for x in args.steps.split(",") if x.strip()]
+            widths = [int(x) for x in args.widths.split(",") if x.strip()]
+        except ValueError:
+            raise SystemExit("bidenv scale: --steps and --widths must be integers like "
+                             f"500,1000, got {args.steps!r} and {args.widths!r}") from None
+        try:
+            run_scale([a.strip() for a in args.agents.split(",") if a.strip()], args.data,
+                      steps=steps, widths=widths, width_field=args.width_field,
+                      seed=args.seed, episodes=args.episodes, eval_seed=args.eval_seed,
+                      scenarios=args.scenarios, env_id=args.env, workers=args.workers,
+                      out=args.out, config=parse_overrides(args.set))
+        except (ValueError, FileNotFoundError) as exc:
+            raise SystemExit(f"bidenv scale: {exc}") from None
     return 0
 
 
