@@ -89,6 +89,8 @@ _OFFLINE = {
                     "variant)"),
     "gas": ("agents.gas", "GASAgent", "decision transformer with critic-guided search over "
             "candidate actions"),
+    "diffbid": ("agents.diffbid", "DiffBidAgent", "diffusion planner over the day's future "
+                "states with an inverse-dynamics bid head (AIGB/DiffBid)"),
 }
 _LAZY_AGENTS.update({name: (f"{mod}:{cls}", f"{mod}:{cls}.load", doc, "offline")
                      for name, (mod, cls, doc) in _OFFLINE.items()})

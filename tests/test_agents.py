@@ -501,7 +501,8 @@ def test_families_partition_the_registry():
     assert by_family["heuristic"] == ["online_lp", "pid_budget", "pid_cpa", "truthful"]
     assert by_family["baseline"] == ["fixed", "random"]
     assert by_family["online_rl"] == ["ppo", "sac", "td3"]
-    assert {"bc", "iql", "cql", "dt", "gave", "gave_stable", "gas"} == set(by_family["offline"])
+    assert {"bc", "iql", "cql", "dt", "gave", "gave_stable", "gas", "diffbid"} == set(
+        by_family["offline"])
     assert benchmark.OFFLINE_AGENTS == by_family["offline"] == list(cli.OFFLINE_AGENTS)
     assert list(quickstart.HEURISTICS) == benchmark.HEURISTICS == by_family["heuristic"]
     with pytest.raises(ValueError, match="family must be one of"):
