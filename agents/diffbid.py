@@ -94,6 +94,13 @@ class DiffBidConfig(DTConfig):
         clip_denoised: Bound on the predicted ``x0`` in sampling, in normalised units (0: none).
         id_weight: Weight of the inverse-dynamics loss (added to the diffusion loss).
         sample_seed: Seed of the sampling noise, reset at the start of every day.
+        prediction: What the denoiser outputs: ``"x0"`` (default, the clean plan; the
+            Diffuser's ``predict_epsilon=False``) or ``"eps"`` (the noise, Ho et al. 2020;
+            checkpoints written before this option load as ``"eps"``). See the module
+            docstring for why ``"eps"`` plans badly with few diffusion steps.
+        init_noise: Scale of the initial noise ``x_K`` of sampling (1: the model's prior;
+            0: start from zeros, which with ``eta = 0`` gives one deterministic, "mean" plan
+            per condition; in between: a lower temperature).
     """
 
     batch_size: int = 256
@@ -115,6 +122,8 @@ class DiffBidConfig(DTConfig):
     clip_denoised: float = 5.0
     id_weight: float = 1.0
     sample_seed: int = 0
+    prediction: str = "x0"
+    init_noise: float = 1.0
 
     def validate(self) -> None:
         super().validate()
@@ -132,6 +141,8 @@ class DiffBidConfig(DTConfig):
         check_number("clip_denoised", self.clip_denoised, 0)
         check_number("id_weight", self.id_weight, 0)
         check_int("sample_seed", self.sample_seed, 0)
+        check_choice("prediction", self.prediction, ("x0", "eps"))
+        check_number("init_noise", self.init_noise, 0, 1)
         if isinstance(self.plan_features, str) or not isinstance(self.plan_features,
                                                                  (tuple, list)):
             raise ValueError(f"plan_features must be a list of state feature names, got "
@@ -207,11 +218,13 @@ def sampling_timesteps(diffusion_steps: int, sampling_steps: int) -> list:
 
 
 def ddim_sample(eps_fn, x: torch.Tensor, alpha_bars, timesteps, *, eta: float = 0.0,
-                clip: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                clip: float = 0.0, generator: torch.Generator | None = None,
+                prediction: str = "eps") -> torch.Tensor:
     """Run DDIM from ``x`` (noise at the last of ``timesteps``) down to ``x0``.
 
     Args:
-        eps_fn: ``(x, k) -> eps`` the noise estimate at diffusion step ``k`` (an int).
+        eps_fn: ``(x, k) -> eps`` the noise estimate at diffusion step ``k`` (an int), or,
+            with ``prediction="x0"``, ``(x, k) -> x0`` the estimate of the clean sample.
         x: The starting sample ``x_K``.
         alpha_bars: (K,) cumulative products of the schedule.
         timesteps: Ascending diffusion steps to visit (:func:`sampling_timesteps`).
@@ -219,14 +232,22 @@ def ddim_sample(eps_fn, x: torch.Tensor, alpha_bars, timesteps, *, eta: float = 
         clip: Bound on the predicted ``x0`` (0: none); the noise estimate is recomputed from
             the clipped ``x0`` so the step stays consistent.
         generator: Source of the noise added when ``eta > 0``.
+        prediction: ``"eps"`` or ``"x0"``: what ``eps_fn`` returns. With ``"x0"`` the noise
+            is recovered as ``(x_k - sqrt(abar) x0) / sqrt(1 - abar)``, so the estimate of
+            ``x0`` is never divided by ``sqrt(abar)`` (tiny at the noisiest step).
     """
+    check_choice("prediction", prediction, ("x0", "eps"))
     ts = list(timesteps)
     for i in range(len(ts) - 1, -1, -1):
         k = ts[i]
         ab = float(alpha_bars[k])
         ab_prev = float(alpha_bars[ts[i - 1]]) if i > 0 else 1.0
-        eps = eps_fn(x, k)
-        x0 = predict_x0(x, eps, ab)
+        if prediction == "x0":
+            x0 = eps_fn(x, k)
+            eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+        else:
+            eps = eps_fn(x, k)
+            x0 = predict_x0(x, eps, ab)
         if clip:
             x0 = x0.clamp(-clip, clip)
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
@@ -270,6 +291,7 @@ class DiffBidModel(nn.Module):
         c = config
         self.plan_index = plan_indices(c, obs_dim)
         self.horizon, self.n_plan = c.horizon, len(self.plan_index)
+        self.prediction = c.prediction
         d, n_x = c.width, c.horizon * len(self.plan_index)
         self.x_in = nn.Linear(n_x, d)
         self.t_embed = nn.Sequential(nn.Linear(TIME_DIM, d), nn.SiLU(), nn.Linear(d, d))
@@ -304,7 +326,8 @@ class DiffBidModel(nn.Module):
                                                                     CAMPAIGN_CLIP)
 
     def denoise(self, x, k, cond, rtg, keep) -> torch.Tensor:
-        """Noise estimate (B, H, P) of ``x`` (B, H, P) at steps ``k`` (B,) given the condition
+        """Noise estimate (B, H, P) of ``x`` (B, H, P) at steps ``k`` (B,) (or, with
+        ``prediction="x0"``, the estimate of the clean plan) given the condition
         (B, context x F + 3), the return token (B,) and ``keep`` (B,): 1 to use the return,
         0 to drop it (the unconditional model of guidance)."""
         B = x.shape[0]
@@ -321,11 +344,13 @@ class DiffBidModel(nn.Module):
         return torch.tanh(self.inverse(torch.cat([state, next_plan], dim=-1))).squeeze(-1)
 
     def plan(self, cond, rtg, *, guidance: float, eta: float = 0.0, clip: float = 0.0,
-             timesteps=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sampled future states (B, H, P) with DDIM and classifier-free guidance ``w``."""
+             timesteps=None, generator: torch.Generator | None = None,
+             init_noise: float = 1.0) -> torch.Tensor:
+        """Sampled future states (B, H, P) with DDIM and classifier-free guidance ``w``, from
+        the initial noise ``x_K`` scaled by ``init_noise``."""
         B = cond.shape[0]
         ts = timesteps if timesteps is not None else list(range(len(self.alpha_bars)))
-        x = torch.randn((B, self.horizon, self.n_plan), generator=generator)
+        x = init_noise * torch.randn((B, self.horizon, self.n_plan), generator=generator)
         ones = torch.ones(B)
         if guidance:
             cond2, rtg2 = torch.cat([cond, cond]), torch.cat([rtg, rtg])
@@ -340,7 +365,7 @@ class DiffBidModel(nn.Module):
             def eps_fn(x, k):
                 return self.denoise(x, torch.full((B,), k), cond, rtg, ones)
         return ddim_sample(eps_fn, x, self.alpha_bars, ts, eta=eta, clip=clip,
-                           generator=generator)
+                           generator=generator, prediction=self.prediction)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,6 +383,13 @@ class DiffBidAgent(DTAgent):
     name = "diffbid"
     config_class = DiffBidConfig
     model_class = DiffBidModel
+
+    @classmethod
+    def read_checkpoint(cls, path) -> tuple[dict, dict]:
+        meta, tensors = super().read_checkpoint(path)
+        # Written before the x0 parameterisation existed: a noise predictor.
+        meta["config"].setdefault("prediction", "eps")
+        return meta, tensors
 
     # -- training ---------------------------------------------------------------------------
     def prepare(self, train: Trajectories) -> None:
@@ -398,7 +430,8 @@ class DiffBidAgent(DTAgent):
         noise = torch.randn_like(x0)
         keep = (torch.rand(B) >= c.cond_dropout).to(torch.float32)
         x_k = q_sample(x0, model.alpha_bars[k], noise)
-        diffusion = F.mse_loss(model.denoise(x_k, k, batch["cond"], batch["rtg"], keep), noise)
+        target = x0 if c.prediction == "x0" else noise
+        diffusion = F.mse_loss(model.denoise(x_k, k, batch["cond"], batch["rtg"], keep), target)
         m = batch["has_next"].to(torch.float32)
         pred = model.inverse_dynamics(batch["state"], x0[:, 0])
         inverse = ((pred - batch["action"]).pow(2) * m).sum() / m.sum().clamp(min=1.0)
@@ -427,7 +460,7 @@ class DiffBidAgent(DTAgent):
         return self.model.plan(cond, rtg, guidance=c.guidance if guidance is None else guidance,
                                eta=c.eta, clip=c.clip_denoised,
                                timesteps=sampling_timesteps(c.diffusion_steps, c.sampling_steps),
-                               generator=generator)
+                               generator=generator, init_noise=c.init_noise)
 
     def choose(self, obs, ctx: dict) -> float:
         """Plan the next states from now and read the action off the planned next state."""
@@ -437,7 +470,8 @@ class DiffBidAgent(DTAgent):
         cond = torch.cat([hist.reshape(-1), self._campaign_cond])[None]
         rtg = self._day["rtg"][0, t:t + 1]
         plan = self.model.plan(cond, rtg, guidance=c.guidance, eta=c.eta, clip=c.clip_denoised,
-                               timesteps=self._timesteps, generator=self._generator)
+                               timesteps=self._timesteps, generator=self._generator,
+                               init_noise=c.init_noise)
         self.last_plan = plan[0]
         return float(self.model.inverse_dynamics(states[t][None], plan[:, 0])[0])
 
