@@ -61,6 +61,17 @@ SB3_REWARD = "expected_score"
 #: is measured against its own decision transformer (``dt``, the same checkpoints).
 SAME_SEED_DT = "<dt run of the same seed>"
 OFFLINE_AGENTS = agents.available("offline")
+#: Paired comparisons the README reports: (what is tested, agent with it, agent without it);
+#: each pair is trained on the same data and seeds or plays the same checkpoints.
+ABLATIONS = (
+    ("expert data (pid_budget + expert days vs the heuristic mix)", "dt", "dt_heuristic_data"),
+    ("information parity (opportunity features)", "dt_opportunity", "dt"),
+    ("outcome-quality tokens (yardstick vs campaign)", "dt_yardstick", "dt"),
+    ("critic search, 5 candidates vs 1 (same checkpoints)", "gas", "dt"),
+    ("search width, 15 candidates in U(0.8, 1.25) vs 5 in U(0.9, 1.1)", "gas_wide", "gas"),
+)
+#: The generative family: sequence models conditioned on a target return.
+GENERATIVE = ("dt", "gave", "gave_stable", "gas", "diffbid")
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
 #: The heuristic behaviour mix of ``bidenv collect`` (the smoke preset's data, and the full
@@ -71,6 +82,17 @@ HEURISTIC_DATA = {"behaviors": None, "noise": 0.3, "yardstick": False}
 #: yardstick stored. Of the mixes tried, this one gave the decision transformer its best
 #: result (README, "Expert data and what it bought"); the heuristic mix stays as an ablation.
 EXPERT_DATA = {"behaviors": {"pid_budget": 0.5, "expert": 0.5}, "noise": 0.2, "yardstick": True}
+#: Paired comparisons the README reports: (what is tested, agent with it, agent without it);
+#: each pair is trained on the same data and seeds or plays the same checkpoints.
+ABLATIONS = (
+    ("expert data (pid_budget + expert days vs the heuristic mix)", "dt", "dt_heuristic_data"),
+    ("information parity (opportunity features)", "dt_opportunity", "dt"),
+    ("outcome-quality tokens (yardstick vs campaign)", "dt_yardstick", "dt"),
+    ("critic search, 5 candidates vs 1 (same checkpoints)", "gas", "dt"),
+    ("search width, 15 candidates in U(0.8, 1.25) vs 5 in U(0.9, 1.1)", "gas_wide", "gas"),
+)
+#: The generative family: sequence models conditioned on a target return.
+GENERATIVE = ("dt", "gave", "gave_stable", "gas", "diffbid")
 #: Offline entries of a preset: label -> (agent name, gradient steps, config overrides[,
 #: dataset]); the dataset is a key of the preset's ``datasets`` (default ``"data"``).
 #: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
@@ -111,6 +133,7 @@ PRESETS = {
                     "gas": ("gas", 2000, {"target_scale": 0.75, "dt_path": SAME_SEED_DT})},
         "variants": {"gas_wide": ("gas", {"n_candidates": 15, "scale_low": 0.8,
                                           "scale_high": 1.25})},
+        "ablations": ABLATIONS,
         "offline_seeds": 3, "episodes": 20, "scenarios": "default",
     },
 }
@@ -357,13 +380,27 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
     present = set(frame["agent"])
     gas_on_dt = bool(spec.get("offline", {}).get("gas", (None, 0, {}))[2].get("dt_path"))
     base = "gas_1candidate" if "gas_1candidate" in present else "dt" if gas_on_dt else None
-    if "gas" in present and base in present:
+    if "gas" in present and base in present and not spec.get("ablations"):
         d = paired_difference(agent_matrix(frame, "gas"), agent_matrix(frame, base),
                               strata=strata)
         gain = _interval(d["mean_diff"], d["ci_low"], d["ci_high"], "+.1f")
         notes.append(f"GAS's critic-guided search on the same decision-transformer checkpoints "
                      f"(gas minus {base}, i.e. 5 candidates against 1): {gain} points, "
                      f"probability of improvement {d['prob_improvement']:.2f}.")
+    ablation_md = ""
+    rows = []
+    for what, a, b in spec.get("ablations", ()):
+        if a in present and b in present:
+            d = paired_difference(agent_matrix(frame, a), agent_matrix(frame, b), strata=strata)
+            mark = "" if d["ci_low"] > 0 or d["ci_high"] < 0 else " ~"
+            rows.append({"ablation": what, "comparison": f"{a} - {b}",
+                         "paired difference [95% CI]": _interval(
+                             d["mean_diff"], d["ci_low"], d["ci_high"], "+.1f") + mark,
+                         "P(improvement)": f"{d['prob_improvement']:.2f}"})
+    if rows:
+        ablation_md = ("\nAblations (percent-of-yardstick points, paired on the same days; "
+                       "`~`: inside the interval):\n\n" + markdown_table(pd.DataFrame(rows)))
+    notes.extend(generative_verdict(frame, order, strata))
     above = (frame["expected_score"] > frame["oracle_score"] * (1 + 1e-9))
     if len(frame):
         worst = frame.loc[above, "pct_of_oracle"].max() if above.any() else math.nan
@@ -382,6 +419,7 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
         "whose expected CPA (ROI) misses the target by more than 5%.\n\n"
         + markdown_table(table)
         + "\nPer scenario (mean % of the yardstick):\n\n" + markdown_table(per_scenario)
+        + ablation_md
         + "\n" + " ".join(notes)
         + f" Agents trained and evaluated on `{spec['env_id']}` (the calibrated market at a "
         f"tenth of the volume); {spec['episodes']} held-out days per scenario (common random "
@@ -391,6 +429,42 @@ def readme_markdown(board: pd.DataFrame, summary: pd.DataFrame, paired: pd.DataF
         f"{os.cpu_count()} cores{note}.\n"
         "\n<details><summary>Per-scenario tables (score, interval, median, IQM, budget used)"
         f"</summary>\n\n{leaderboard_markdown(board, level=0).strip()}\n\n</details>\n")
+
+
+def is_generative(label: str) -> bool:
+    """A label of the generative family (``dt``, ``dt_yardstick``, ``gas_wide``, ...)."""
+    return any(label == g or label.startswith(g + "_") for g in GENERATIVE)
+
+
+def generative_verdict(frame: pd.DataFrame, order: list, strata) -> list[str]:
+    """Sentences on the project's goal: the best generative agent against the best other one,
+    paired over all scenarios and on ``default`` (empty if either family is missing)."""
+    from experiments.stats import agent_matrix, day_columns, paired_difference
+
+    gen = [a for a in order if is_generative(a)]
+    other = [a for a in order if not is_generative(a)]
+    if not gen or not other:
+        return []
+    out = []
+    g, o = gen[0], other[0]
+    d = paired_difference(agent_matrix(frame, g), agent_matrix(frame, o), strata=strata)
+    verdict = ("leads" if d["ci_low"] > 0 else "trails" if d["ci_high"] < 0 else
+               "is not separable from it")
+    out.append(f"Best generative agent over all scenarios: **{g}**, against the best other "
+               f"agent {o}: {_interval(d['mean_diff'], d['ci_low'], d['ci_high'], '+.1f')} "
+               f"points (paired), so it {verdict}.")
+    if "default" in set(frame["scenario"]):
+        sub = frame[frame["scenario"] == "default"]
+        means = sub.groupby("agent")["pct_of_oracle"].mean()
+        gd = max((a for a in gen if a in means.index), key=lambda a: means[a])
+        od = max((a for a in other if a in means.index), key=lambda a: means[a])
+        d = paired_difference(agent_matrix(frame, gd, scenario="default"),
+                              agent_matrix(frame, od, scenario="default"),
+                              strata=day_columns(frame, scenario="default")["scenario"]
+                              .to_numpy())
+        out.append(f"On `default`: {gd} {means[gd]:.1f}% against {od} {means[od]:.1f}%, "
+                   f"{_interval(d['mean_diff'], d['ci_low'], d['ci_high'], '+.1f')} points.")
+    return out
 
 
 def run_benchmark(*, preset: str = "smoke", seed: int = 0, out, workers: int = 1,

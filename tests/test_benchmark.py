@@ -127,3 +127,39 @@ def test_readme_markdown_ranks_by_mean_percent_of_the_yardstick():
     scen = next(i for i, line in enumerate(lines) if line.startswith("| agent | default"))
     assert lines[scen + 2] == "| b | 80.0 | 70.0 |" and lines[scen + 3] == "| a | 90.0 | 50.0 |"
     assert "#### default" in md and "\n# Leaderboard" not in md and "<details>" in md
+
+
+def test_readme_markdown_reports_ablations_and_the_generative_verdict():
+    from experiments.benchmark import is_generative, readme_markdown, training_table
+    from experiments.evaluate import leaderboard
+    from experiments.stats import paired_table, summary_table
+
+    assert is_generative("dt_yardstick") and is_generative("gas_wide") and is_generative("gas")
+    assert not is_generative("pid_budget") and not is_generative("dtx")
+    rows = []
+    # pid_budget 80 everywhere; dt 70 on default, 90 on roi (mean 80: not separable overall,
+    # -10 on default); dt_heuristic_data 5 below dt on every day.
+    pct = {"pid_budget": (80.0, 80.0), "dt": (70.0, 90.0), "dt_heuristic_data": (65.0, 85.0)}
+    for agent, (p_default, p_roi) in pct.items():
+        for scenario, value in [("default", p_default), ("roi", p_roi)]:
+            for episode in range(4):
+                v = value + (episode % 2) * 2.0  # days differ, differences do not
+                rows.append({"agent": agent, "run": agent, "scenario": scenario,
+                             "episode": episode, "expected_score": v / 10, "score": v / 10,
+                             "oracle_score": 10.0, "own_oracle_score": 10.0,
+                             "best_fixed_alpha_score": 9.0, "pct_of_oracle": v,
+                             "violated": False, "violated_realised": False,
+                             "budget_used": 1.0})
+    frame = pd.DataFrame(rows)
+    spec = {"env_id": "bidenv/AutoBiddingLite-v0", "episodes": 4, "offline_seeds": 1,
+            "sb3_seeds": 1, "sb3": {}, "offline": {}, "collect_episodes": 10,
+            "ablations": (("expert data", "dt", "dt_heuristic_data"),
+                          ("absent", "gas_wide", "gas"))}
+    md = readme_markdown(leaderboard(frame), summary_table(frame),
+                         paired_table(frame, "pid_budget"), training_table(spec, {}), frame,
+                         spec, {"total_seconds": 60.0}, workers=1, reference="pid_budget")
+    assert "| expert data | dt - dt_heuristic_data | +5.0 [+5.0, +5.0] | 1.00 |" in md
+    assert "absent" not in md  # agents not in the run are left out
+    assert ("Best generative agent over all scenarios: **dt**, against the best other agent "
+            "pid_budget: +0.0 [+0.0, +0.0] points (paired), so it is not separable") in md
+    assert "On `default`: dt 71.0% against pid_budget 81.0%, -10.0 [-10.0, -10.0] points." in md
