@@ -97,6 +97,76 @@ def test_ddim_with_the_true_noise_reconstructs_x0(kind):
     assert not torch.allclose(wrong, x0, atol=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["linear", "cosine"])
+def test_ddim_with_the_true_x0_reconstructs_it(kind):
+    """The x0 parameterisation: a denoiser that returns the clean sample gives it back, from
+    the noisiest step too (where the noise parameterisation divides by sqrt(abar) ~ 0)."""
+    g = torch.Generator().manual_seed(1)
+    x0 = torch.randn(3, 4, 2, generator=g, dtype=torch.float64)
+    ab = noise_schedule(kind, 6, 0.1, 0.5)["alpha_bars"]
+    x_top = torch.randn(3, 4, 2, generator=g, dtype=torch.float64)
+    for steps in ([0, 1, 2, 3, 4, 5], [0, 3, 5], [5]):
+        out = ddim_sample(lambda x, k: x0, x_top, ab, steps, prediction="x0")
+        np.testing.assert_allclose(out.numpy(), x0.numpy(), atol=1e-9)
+    # Read as a noise estimate, the same function does not (the check above can fail).
+    wrong = ddim_sample(lambda x, k: x0, x_top, ab, [0, 3, 5], prediction="eps")
+    assert not torch.allclose(wrong, x0, atol=1e-3)
+    with pytest.raises(ValueError, match="prediction"):
+        ddim_sample(lambda x, k: x0, x_top, ab, [5], prediction="v")
+
+
+@pytest.mark.parametrize("prediction", ["x0", "eps"])
+def test_diffusion_loss_target_follows_the_parameterisation(data, prediction):
+    """The denoiser is fitted to the clean plan (``"x0"``) or to the noise (``"eps"``): a
+    denoiser that returns the clean plan has zero diffusion loss only in the first case."""
+    agent = fit(DiffBidAgent(**TINY, prediction=prediction), data, steps=1, progress=False)
+    batch = agent.sample_batch(np.random.default_rng(0), 32)
+    agent.model.denoise = lambda x, k, cond, rtg, keep: batch["future"]
+    loss = float(agent.losses(batch)["diffusion"])
+    assert (loss == 0.0) == (prediction == "x0"), loss
+
+
+def test_init_noise_zero_gives_one_plan_per_condition(data):
+    """``init_noise=0`` (and eta 0): the plan and the day's actions no longer depend on the
+    sampling seed; with ``init_noise=1`` they do (the comparison can fail)."""
+    agent = fit(DiffBidAgent(**TINY, init_noise=0.0), data, steps=3, seed=0, progress=False)
+    batch = agent.sample_batch(np.random.default_rng(0), 4)
+    with torch.no_grad():
+        plans = [agent.plan(batch["cond"], batch["rtg"],
+                            generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    torch.testing.assert_close(plans[0], plans[1], rtol=0, atol=0)
+    days = []
+    for seed in (0, 1):
+        agent.config.sample_seed = seed
+        days.append(play_day(agent)["actions"])
+    np.testing.assert_array_equal(days[0], days[1])
+    agent.config.init_noise = 1.0
+    with torch.no_grad():
+        noisy = [agent.plan(batch["cond"], batch["rtg"],
+                            generator=torch.Generator().manual_seed(s)) for s in (0, 1)]
+    assert not torch.allclose(noisy[0], noisy[1], atol=1e-4)
+    agent.config.sample_seed = 1
+    assert not np.array_equal(play_day(agent)["actions"], days[0])
+
+
+def test_checkpoint_without_prediction_loads_as_noise_predictor(data, tmp_path):
+    """Checkpoints written before ``prediction`` / ``init_noise`` existed held noise
+    predictors sampled from unit noise: they load as such and play as before."""
+    import json
+
+    agent = fit(DiffBidAgent(**TINY, prediction="eps", init_noise=1.0), data, steps=2,
+                seed=0, out=tmp_path / "old", progress=False)
+    day = play_day(agent)
+    path = tmp_path / "old" / "config.json"
+    meta = json.loads(path.read_text())
+    del meta["config"]["prediction"], meta["config"]["init_noise"]
+    path.write_text(json.dumps(meta))
+    old = DiffBidAgent.load(tmp_path / "old")
+    assert old.config.prediction == "eps" and old.model.prediction == "eps"
+    assert old.config.init_noise == 1.0
+    np.testing.assert_array_equal(play_day(old)["actions"], day["actions"])
+
+
 # -- config -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("field,value", [
     ("horizon", 0), ("diffusion_steps", 0), ("sampling_steps", 21), ("sampling_steps", 0),
@@ -105,6 +175,7 @@ def test_ddim_with_the_true_noise_reconstructs_x0(kind):
     ("clip_denoised", -1.0), ("id_weight", float("nan")), ("sample_seed", -1),
     ("plan_features", ("no_such_feature",)), ("plan_features", "budget_left"),
     ("plan_features", ("budget_left", "budget_left")), ("horizon", 2.0),
+    ("prediction", "v"), ("init_noise", 1.5), ("init_noise", -0.1),
 ])
 def test_bad_config_values_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"^{field} must"):
@@ -115,6 +186,7 @@ def test_defaults_and_registry():
     c = DiffBidConfig()
     assert (c.horizon, c.diffusion_steps, c.sampling_steps, c.width) == (8, 20, 5, 256)
     assert 0 < c.cond_dropout < 1 and c.guidance > 0 and c.eta == 0
+    assert c.prediction == "x0" and c.init_noise == 0.0
     agent = agents.make("diffbid")
     assert isinstance(agent, DiffBidAgent)
     assert "diffbid" in agents.available("offline")
@@ -160,8 +232,12 @@ def test_act_condition_equals_training_condition(data):
 
 
 # -- guidance ----------------------------------------------------------------------------------
-def test_guidance_formula_and_effect(trained):
-    agent = trained
+@pytest.mark.parametrize("prediction", ["x0", "eps"])
+def test_guidance_formula_and_effect(trained, data, prediction):
+    agent = (trained if prediction == trained.config.prediction else
+             fit(DiffBidAgent(**TINY, prediction=prediction), data, steps=5, seed=0,
+                 progress=False))
+    agent.config.init_noise = 1.0
     model = agent.model
     agent.reset({"budget": 300.0, "constraint": "cpa", "target_cpa": 50.0})
     batch = agent.sample_batch(np.random.default_rng(0), 2)
@@ -171,17 +247,20 @@ def test_guidance_formula_and_effect(trained):
     with torch.no_grad():
         plans = {w: model.plan(cond, rtg, guidance=w, timesteps=[K - 1], generator=gen())
                  for w in (0.0, 1.5)}
-        # One DDIM step from the top is x0 = predict_x0(x, (1 + w) eps(R) - w eps(none)).
+        # One DDIM step from the top is x0 = predict_x0(x, (1 + w) eps(R) - w eps(none)), or
+        # with the x0 parameterisation (1 + w) x0(R) - w x0(none) (the same combination).
         x = torch.randn(2, agent.config.horizon, model.n_plan, generator=gen())
         k = torch.full((2,), K - 1)
         e_c = model.denoise(x, k, cond, rtg, torch.ones(2))
         e_u = model.denoise(x, k, cond, rtg, torch.zeros(2))
         ab = float(model.alpha_bars[K - 1])
+        top = ((lambda e: predict_x0(x, e, ab)) if prediction == "eps"
+               else (lambda x0: x0))
         # (the top step divides by sqrt(alpha_bar) ~ 0.01: float32 rounding grows 100-fold)
         close = dict(rtol=1e-3, atol=1e-3)
-        torch.testing.assert_close(plans[0.0], predict_x0(x, e_c, ab), **close)
-        torch.testing.assert_close(plans[1.5], predict_x0(x, 2.5 * e_c - 1.5 * e_u, ab), **close)
-        assert not torch.allclose(plans[1.5], predict_x0(x, e_c, ab), **close)
+        torch.testing.assert_close(plans[0.0], top(e_c), **close)
+        torch.testing.assert_close(plans[1.5], top(2.5 * e_c - 1.5 * e_u), **close)
+        assert not torch.allclose(plans[1.5], top(e_c), **close)
         assert not torch.allclose(plans[0.0], plans[1.5], atol=1e-4)
         # Through the agent's sampler (several steps): guidance changes the plan, and so
         # does the return token.
@@ -243,9 +322,13 @@ def test_fit_save_load_resume(data, tmp_path):
     assert state_equal(again, full)
     np.testing.assert_array_equal(play_day(again)["actions"], day["actions"])
     np.testing.assert_array_equal(play_day(full)["actions"], day["actions"])
-    # Another sampling seed plays differently (the comparison above can fail).
+    # With sampling noise, the sampling seed is reset every day (same seed, same actions) and
+    # another seed plays differently (the comparison above can fail).
+    full.config.init_noise = 1.0
+    noisy = play_day(full)["actions"]
+    np.testing.assert_array_equal(play_day(full)["actions"], noisy)
     full.config.sample_seed = 1
-    assert not np.array_equal(play_day(full)["actions"], day["actions"])
+    assert not np.array_equal(play_day(full)["actions"], noisy)
 
 
 def test_train_step_losses(trained):
