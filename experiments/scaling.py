@@ -112,7 +112,8 @@ def _train_task(task):
                              seed=seed, out=out, config=config)
 
 
-def plot_scaling(table: pd.DataFrame, path, title: str = "") -> Path:
+def plot_scaling(table: pd.DataFrame, path, title: str = "", eval_seed: int | None = None
+                 ) -> Path:
     """Percent of the yardstick against training steps, one line per (agent, width)."""
     import matplotlib
 
@@ -133,7 +134,8 @@ def plot_scaling(table: pd.DataFrame, path, title: str = "") -> Path:
     ax.set_xscale("log")
     ax.set(xlabel="training steps (log scale)", ylabel="% of the day's yardstick (95% CI)")
     days = int(table["days"].max()) if len(table) else 0
-    ax.set_title(title or f"Scaling: {days} held-out days per point", fontsize=10)
+    seeds = f" (seeds from {eval_seed:,})" if eval_seed is not None else ""
+    ax.set_title(title or f"Scaling: {days} evaluation days per point{seeds}", fontsize=10)
     ax.legend(fontsize=8)
     return atomic_save_figure(fig, path)
 
@@ -154,7 +156,7 @@ def run_scale(agent_names, data, *, steps, widths, width_field: str, seed: int, 
                            workers=workers, out=out, config=config)
     atomic_write_csv(out / "scaling.csv", table)
     atomic_write_csv(out / "episodes.csv", frame)
-    plot_scaling(table, out / "scaling.png")
+    plot_scaling(table, out / "scaling.png", eval_seed=eval_seed)
     print(table[["agent", "width", "parameters", "steps", "pct_of_yardstick",
                  "pct_of_yardstick_low", "pct_of_yardstick_high", "spend_share"]]
           .round(3).to_string(index=False))
