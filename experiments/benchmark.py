@@ -61,19 +61,6 @@ SB3_REWARD = "expected_score"
 #: is measured against its own decision transformer (``dt``, the same checkpoints).
 SAME_SEED_DT = "<dt run of the same seed>"
 OFFLINE_AGENTS = agents.available("offline")
-#: Paired comparisons the README reports: (what is tested, agent with it, agent without it);
-#: each pair is trained on the same data and seeds or plays the same checkpoints.
-ABLATIONS = (
-    ("expert data (pid_budget + expert days vs the heuristic mix)", "dt", "dt_heuristic_data"),
-    ("information parity (opportunity features)", "dt_opportunity", "dt"),
-    ("outcome-quality tokens (yardstick vs campaign)", "dt_yardstick", "dt"),
-    ("critic search, 5 candidates vs 1 (same checkpoints)", "gas", "dt"),
-    ("search width, 15 candidates in U(0.8, 1.25) vs 5 in U(0.9, 1.1)", "gas_wide", "gas"),
-)
-#: The generative family: sequence models conditioned on a target return.
-GENERATIVE = ("dt", "gave", "gave_stable", "gas", "diffbid")
-#: Offline entries of a preset: label -> (agent name, gradient steps, config overrides).
-#: ``bc_top30`` is behaviour cloning of the best 30% of days (filtered BC, a strong baseline).
 #: The heuristic behaviour mix of ``bidenv collect`` (the smoke preset's data, and the full
 #: preset's ablation without expert days).
 HEURISTIC_DATA = {"behaviors": None, "noise": 0.3, "yardstick": False}
