@@ -113,6 +113,15 @@ class DTConfig(OfflineConfig):
             win over the last tick's and the day's opportunities, what the online LP reads
             through ``update()``) to the state; trained from the dataset's ``opp_*`` columns,
             computed at inference from ``update(info, opportunities)``.
+        residual_base: ``""`` (default): the model outputs the action. ``"pid_budget"``:
+            residual policy learning (Silver et al., "Residual Policy Learning", 2018; Johannink
+            et al., "Residual Reinforcement Learning for Robot Control", ICRA 2019): the
+            action is the budget-pacing controller's action plus the model's output. The
+            controller's action depends only on the observations, so on logged days it is
+            replayed over the logged observations (:func:`base_actions`), the model learns
+            the logged action minus it (action tokens are these residuals too), and at
+            inference the controller runs beside the model on the same observations. Only
+            the plain ``dt`` (GAS, GAVE and diffbid read absolute actions).
         beta: Penalty exponent used only by :func:`score_from_obs` (the env's default 2).
         weight_decay: AdamW weight decay.
         warmup_steps: Linear learning-rate warm-up.
@@ -135,6 +144,7 @@ class DTConfig(OfflineConfig):
     return_baseline: str = "campaign"
     opportunity_features: bool = False
     baseline_neighbors: int = 50
+    residual_base: str = ""
     beta: float = 2.0
     weight_decay: float = 1e-4
     warmup_steps: int = 200
@@ -159,6 +169,10 @@ class DTConfig(OfflineConfig):
                              f"{self.target_scale!r}")
         check_choice("return_baseline", self.return_baseline, ("campaign", "none", "yardstick"))
         check_int("baseline_neighbors", self.baseline_neighbors, 1)
+        check_choice("residual_base", self.residual_base, RESIDUAL_BASES)
+        if self.residual_base and type(self) is not DTConfig:
+            raise ValueError(f"residual_base must be '' for {type(self).__name__} (only the "
+                             f"plain dt learns residuals), got {self.residual_base!r}")
         if not isinstance(self.target_neighbors, int) or self.target_neighbors < 0:
             raise ValueError(f"target_neighbors must be an integer >= 0, got "
                              f"{self.target_neighbors!r}")
@@ -173,9 +187,27 @@ class DTConfig(OfflineConfig):
             raise ValueError(f"grad_clip must be >= 0, got {self.grad_clip!r}")
 
 
+#: Controllers a DT may learn a residual over (their action depends on the observations only).
+RESIDUAL_BASES = ("", "pid_budget")
+
+
 # --------------------------------------------------------------------------------------------
 # Data: return-to-go and context windows
 # --------------------------------------------------------------------------------------------
+def base_actions(train: Trajectories, name: str, max_alpha: float) -> np.ndarray:
+    """(E, T) actions the controller ``name`` takes on the logged observations of each day
+    (its state is reset per day; 0 on padded ticks)."""
+    import agents
+
+    out = np.zeros(train.actions.shape, np.float32)
+    for e, (campaign, length) in enumerate(zip(train.campaigns, train.lengths)):
+        base = agents.make(name, max_alpha=max_alpha)
+        base.reset(campaign)
+        for t in range(int(length)):
+            out[e, t] = float(np.asarray(base.act(train.obs[e, t])).reshape(-1)[0])
+    return out
+
+
 def normalised_returns_to_go(traj: Trajectories, *, expected: bool = True) -> np.ndarray:
     """``R_t / score_unit(campaign)`` over (E, T); zero on padded ticks."""
     units = np.array([score_unit(c) for c in traj.campaigns], np.float64)
@@ -419,6 +451,10 @@ class DTAgent(OfflineAgent):
             "rtg_next": torch.as_tensor(np.concatenate([rtg[:, 1:], np.zeros_like(rtg[:, :1])],
                                                        axis=1) * train.mask, dtype=torch.float32),
         }
+        if c.residual_base:  # the model learns the logged action minus the controller's
+            base = base_actions(train, c.residual_base, c.max_alpha)
+            self.data["actions"] = torch.as_tensor((train.actions - base) * train.mask,
+                                                   dtype=torch.float32)
         e, t = np.nonzero(train.mask)
         self.index = torch.as_tensor(np.stack([e, t], 1))
         target = float(np.quantile(rtg[:, 0], c.target_quantile))
@@ -527,6 +563,12 @@ class DTAgent(OfflineAgent):
         self._opportunities = (OpportunityStats(self.campaign)
                                if self.config.opportunity_features else None)
         self._updated = -1  # tick whose score came from update()
+        self._base = None
+        if self.config.residual_base:
+            import agents
+
+            self._base = agents.make(self.config.residual_base, max_alpha=self.config.max_alpha)
+            self._base.reset(self.campaign)
 
     def update(self, info: dict, opportunities=None) -> None:
         """Record the cumulative score after the tick just played (from the env's info)."""
@@ -571,9 +613,11 @@ class DTAgent(OfflineAgent):
         if self._opportunities is not None and np.size(obs) < self.obs_dim:
             obs = np.concatenate([np.asarray(obs, np.float32).reshape(-1),
                                   self._opportunities.features()])
+        base = (float(np.asarray(self._base.act(obs)).reshape(-1)[0])
+                if self._base is not None else 0.0)
         ctx = self.context_now(obs)
         self.eval_mode(True)
-        a = float(np.clip(self.choose(obs, ctx), -1.0, 1.0))
-        self._day["actions"][0, self.tick] = a
+        a = float(np.clip(base + self.choose(obs, ctx), -1.0, 1.0))
+        self._day["actions"][0, self.tick] = a - base  # the token is what the model added
         self.tick += 1
         return np.array([a], np.float32)

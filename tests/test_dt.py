@@ -289,3 +289,47 @@ def test_gave_refuses_constant_tokens():
 
     with pytest.raises(ValueError, match="return-to-go head"):
         GAVEAgent(return_baseline="yardstick")
+
+
+def test_residual_base_replays_the_controller_and_adds_it_at_inference(tmp_path):
+    """residual_base='pid_budget': on noise-free pid_budget days the replayed controller gives
+    the logged actions exactly (residual 0), and a model whose output is 0 bids exactly as
+    pid_budget on a played day."""
+    import agents
+    from agents.dt import base_actions
+    from experiments.collect import collect
+
+    days = Trajectories.from_frame(collect(episodes=2, seed=3, behaviors={"pid_budget": 1.0},
+                                           noise=0.0, progress=False))
+    base = base_actions(days, "pid_budget", 10.0)
+    np.testing.assert_allclose(base[days.mask], days.actions[days.mask], atol=1e-6)
+    # On noisy days the residual is the noise (not 0): the comparison above can fail.
+    noisy = Trajectories.from_frame(collect(episodes=1, seed=3, behaviors={"pid_budget": 1.0},
+                                            noise=0.3, progress=False))
+    assert np.abs(base_actions(noisy, "pid_budget", 10.0) - noisy.actions)[noisy.mask].max() > 0.01
+
+    agent = fit(DTAgent(**TINY, residual_base="pid_budget"), noisy, steps=2, seed=0,
+                progress=False)
+    resid = agent.data["actions"].numpy()
+    np.testing.assert_allclose(resid, (noisy.actions - base_actions(noisy, "pid_budget", 10.0))
+                               * noisy.mask, atol=1e-6)
+    with torch.no_grad():  # a model that adds nothing
+        agent.model.action_head.weight.zero_()
+        agent.model.action_head.bias.zero_()
+    pid_day = play_day(agents.make("pid_budget"), seed=11, with_update=False)["actions"]
+    np.testing.assert_allclose(play_day(agent, seed=11)["actions"], pid_day, atol=1e-6)
+    with torch.no_grad():  # a model that adds a constant 0.1 (tanh(0.1003...) = 0.1)
+        agent.model.action_head.bias.fill_(math.atanh(0.1))
+    shifted = play_day(agent, seed=11)
+    assert np.abs(shifted["actions"] - pid_day).max() > 0.05
+    agent.save(tmp_path / "r")
+    assert DTAgent.load(tmp_path / "r").config.residual_base == "pid_budget"
+
+
+def test_residual_base_is_validated():
+    with pytest.raises(ValueError, match="residual_base"):
+        DTConfig(residual_base="online_lp").validate()
+    from agents.gas import GASConfig
+
+    with pytest.raises(ValueError, match="residual_base must be ''"):
+        GASConfig(residual_base="pid_budget").validate()
