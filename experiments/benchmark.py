@@ -75,6 +75,7 @@ ABLATIONS = (
     ("expert data (pid_budget + expert days vs the heuristic mix)", "dt", "dt_heuristic_data"),
     ("information parity (opportunity features)", "dt_opportunity", "dt"),
     ("outcome-quality tokens (yardstick vs campaign)", "dt_yardstick", "dt"),
+    ("residual over pid_budget (yardstick tokens both)", "dt_residual", "dt_yardstick"),
     ("critic search, 5 candidates vs 1 (same checkpoints)", "gas", "dt"),
     ("search width, 15 candidates in U(0.8, 1.25) vs 5 in U(0.9, 1.1)", "gas_wide", "gas"),
 )
@@ -114,6 +115,10 @@ PRESETS = {
                     "dt_yardstick": ("dt", 2000, {"return_baseline": "yardstick",
                                                   "target_quantile": 0.9,
                                                   "target_scale": 1.1}),
+                    # residual policy learning over budget pacing (yardstick tokens)
+                    "dt_residual": ("dt", 2000, {"residual_base": "pid_budget",
+                                                 "return_baseline": "yardstick",
+                                                 "target_quantile": 0.9}),
                     "gave": ("gave", 2000, {}),
                     "gave_stable": ("gave_stable", 2000, {}),
                     "diffbid": ("diffbid", 2000, {}),
