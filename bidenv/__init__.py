@@ -20,11 +20,16 @@ from bidenv.scoring import campaign_score, cpa_score, roi_score
 __version__ = "0.1.0"
 __all__ = ["Campaign", "campaign_score", "cpa_score", "roi_score", "__version__"]
 
+#: Ticks of the default day: the ids' ``max_episode_steps`` (a day ends by itself at its last
+#: tick; for a longer ``n_ticks`` pass ``max_episode_steps=n_ticks`` to ``gym.make`` too, or
+#: the TimeLimit wrapper truncates it at 48).
+DAY_TICKS = 48
 _ENVS = [
-    dict(id="bidenv/AutoBidding-v0", entry_point="bidenv.env:AutoBiddingEnv"),
+    dict(id="bidenv/AutoBidding-v0", entry_point="bidenv.env:AutoBiddingEnv",
+         max_episode_steps=DAY_TICKS),
     # The full market (47 competitors, budgets scaled to the volume) on a tenth of the day.
     dict(id="bidenv/AutoBiddingLite-v0", entry_point="bidenv.env:AutoBiddingEnv",
-         kwargs={"opportunities_per_day": 50_000}),
+         kwargs={"opportunities_per_day": 50_000}, max_episode_steps=DAY_TICKS),
 ]
 for _spec in _ENVS:
     if _spec["id"] not in registry:

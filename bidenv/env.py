@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -123,6 +125,10 @@ class AutoBiddingEnv(gym.Env):
     | ``competitors`` | None | a batch policy (``bidenv.competitors``); None: heuristic mix |
     | ``record`` | False | keep what ``bidenv.oracle`` needs |
     | ``max_alpha`` | 10.0 | action scale: alpha in [1/max_alpha, max_alpha] |
+    | ``render_mode`` | None | ``"ansi"`` (pacing lines) or ``"rgb_array"`` (pacing figure) |
+
+    Both ids register ``max_episode_steps=48`` (the default day); a day ends by itself at its
+    last tick, so for a longer ``n_ticks`` pass ``max_episode_steps=n_ticks`` to ``gym.make``.
 
     ## Lite
     ``bidenv/AutoBiddingLite-v0`` is this environment with ``opportunities_per_day=50_000``
@@ -155,15 +161,19 @@ class AutoBiddingEnv(gym.Env):
     (1, 1.0)
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(self, n_ticks: int = 48, n_competitors: int = 47,
                  opportunities_per_day: float = 500_000, n_slots: int = 3,
                  slot_exposure=(1.0, 0.8, 0.6), mechanism: str = "gsp",
                  reserve_price: float = 0.01, beta: float = 2.0, reward_mode: str = "score",
                  campaign=None, traffic="mixed", competitors=None, record: bool = False,
-                 max_alpha: float = 10.0):
+                 max_alpha: float = 10.0, render_mode: str | None = None):
         self.n_ticks = check_int("n_ticks", n_ticks, 1)
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.metadata["render_modes"])
+        self.render_mode = render_mode
+        self._trace: list[dict] = []
         self.n_competitors = check_int("n_competitors", n_competitors, 0)
         self.opportunities_per_day = check_number("opportunities_per_day",
                                                   opportunities_per_day, 0, low_open=True)
@@ -272,6 +282,7 @@ class AutoBiddingEnv(gym.Env):
         self.expected_score = 0.0
         self.recording = [] if self.record else None
         info = self._info(TickStats.zeros(self.day.k), 1.0)
+        self._trace = []
         return self.day.obs_all[0].copy(), info
 
     def step(self, action):
@@ -298,9 +309,67 @@ class AutoBiddingEnv(gym.Env):
             reward = gain[0]
         terminated = day.agent_done
         info = self._info(tick_stats, float(alpha[0]))
+        if self.render_mode is not None:
+            self._trace.append({"tick": info["tick"], "alpha": info["alpha"],
+                                "spent": info["total_cost"] / max(info["budget"], 1e-12),
+                                "traffic": float(self._elapsed[min(day.tick, self.n_ticks)]),
+                                "ratio": self._constraint_ratio(info)})
         if terminated and self.recording is not None and day.tick < self.n_ticks:
             day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
         return day.obs_all[0].copy(), float(reward), bool(terminated), False, info
+
+    # -- rendering ----------------------------------------------------------------------------
+    @staticmethod
+    def _constraint_ratio(info: dict) -> float:
+        """CPA / target (CPA campaigns) or target / ROI (ROI campaigns); nan before a
+        conversion, and for budget-only campaigns."""
+        if info["constraint"] == "cpa":
+            return info["cpa"] / info["target"]
+        if info["constraint"] == "roi":
+            return info["target"] / info["roi"] if info["roi"] > 0 else math.nan
+        return math.nan
+
+    def render(self):
+        """The day so far (``render_mode`` given at construction; None: nothing).
+
+        ``"ansi"``: one line per tick played: tick, share of the budget spent against the
+        share of the day's expected traffic past, the bid multiplier alpha and the constraint
+        ratio (CPA / target or target / ROI; 1 is on target). ``"rgb_array"``: the same
+        pacing trace as an (H, W, 3) uint8 image (spend and traffic shares, alpha and the
+        ratio against the tick), for ``gymnasium.wrappers.RecordVideo`` or a notebook.
+        """
+        if self.render_mode is None:
+            return None
+        if self.render_mode == "ansi":
+            lines = [f"{'tick':>4} {'spent':>6} {'traffic':>7} {'alpha':>6} {'ratio':>6}"]
+            lines += [f"{r['tick']:>4} {r['spent']:>6.1%} {r['traffic']:>7.1%} "
+                      f"{r['alpha']:>6.2f} {r['ratio']:>6.2f}" for r in self._trace]
+            return "\n".join(lines) + "\n"
+        return self._render_rgb()
+
+    def _render_rgb(self) -> np.ndarray:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(6.4, 3.6), dpi=80)
+        FigureCanvasAgg(fig)
+        ax1, ax2 = fig.subplots(1, 2)
+        ticks = [r["tick"] for r in self._trace]
+        ax1.plot(ticks, [r["spent"] for r in self._trace], label="budget spent")
+        ax1.plot(ticks, [r["traffic"] for r in self._trace], ls="--", label="traffic past")
+        ax1.set(xlim=(0, self.n_ticks), ylim=(0, 1.05), xlabel="tick", title="pacing")
+        ax1.legend(fontsize=7, loc="upper left")
+        ax2.plot(ticks, [r["alpha"] for r in self._trace], label="alpha")
+        ax2.plot(ticks, [r["ratio"] for r in self._trace], label="CPA/ROI ratio")
+        ax2.axhline(1.0, color="0.6", lw=0.8)
+        ax2.set(xlim=(0, self.n_ticks), xlabel="tick", title="bid and constraint")
+        ax2.legend(fontsize=7, loc="upper left")
+        fig.tight_layout()
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
     def record_day_without_agent(self) -> None:
         """Record the whole day just reset with the agent out of the market.

@@ -935,3 +935,55 @@ def test_no_look_ahead_into_the_day_volume_perturbation():
     np.testing.assert_array_equal(el_a, el_b)
     prior = tr_a.prior_volume()
     np.testing.assert_allclose(el_a, np.cumsum(np.r_[0.0, prior])[:48] / prior.sum(), rtol=1e-6)
+
+
+def test_registered_ids_set_max_episode_steps_and_days_end_by_themselves():
+    import gymnasium as gym
+
+    for env_id in ("bidenv/AutoBidding-v0", "bidenv/AutoBiddingLite-v0"):
+        assert gym.spec(env_id).max_episode_steps == 48
+    env = gym.make("bidenv/AutoBiddingLite-v0", campaign={"budget": 1e6, "constraint": "cpa",
+                                                          "target_cpa": 100.0})
+    env.reset(seed=0)
+    steps, terminated = 0, False
+    while not terminated:
+        _, _, terminated, truncated, info = env.step(np.zeros(1, np.float32))
+        steps += 1
+    assert steps == 48 and info["tick"] == 48  # the day itself ends at its last tick
+    # A shorter custom day ends by itself before the time limit.
+    short = gym.make("bidenv/AutoBiddingLite-v0", n_ticks=5)
+    short.reset(seed=0)
+    outs = [short.step(np.zeros(1, np.float32)) for _ in range(5)]
+    assert outs[-1][2] and not outs[-1][3] and not any(o[2] for o in outs[:-1])
+
+
+def test_render_modes_ansi_and_rgb_array():
+    import gymnasium as gym
+
+    env = gym.make("bidenv/AutoBiddingLite-v0", render_mode="ansi")
+    assert env.metadata["render_modes"] == ["ansi", "rgb_array"] and env.metadata["render_fps"]
+    env.reset(seed=3)
+    infos = [env.step(np.zeros(1, np.float32))[4] for _ in range(3)]
+    lines = env.render().splitlines()
+    assert len(lines) == 1 + 3 and lines[0].split() == ["tick", "spent", "traffic", "alpha",
+                                                        "ratio"]
+    last = lines[-1].split()
+    assert int(last[0]) == 3 and float(last[3]) == pytest.approx(infos[-1]["alpha"], abs=0.01)
+    spent = infos[-1]["total_cost"] / infos[-1]["budget"]
+    assert float(last[1].rstrip("%")) == pytest.approx(100 * spent, abs=0.06)
+    env.reset(seed=3)
+    assert env.render().splitlines() == lines[:1]  # reset clears the trace
+
+    rgb = gym.make("bidenv/AutoBiddingLite-v0", render_mode="rgb_array")
+    rgb.reset(seed=3)
+    rgb.step(np.zeros(1, np.float32))
+    img = rgb.render()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    assert img.std() > 0  # something was drawn
+    plain = gym.make("bidenv/AutoBiddingLite-v0")
+    plain.reset(seed=3)
+    assert plain.render() is None
+    from bidenv.env import AutoBiddingEnv
+
+    with pytest.raises(ValueError, match="render_mode"):
+        AutoBiddingEnv(render_mode="video")
