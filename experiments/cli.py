@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("import-auctionnet", help="convert a public AuctionNet traffic-log CSV "
                        "into an offline dataset (Parquet)")
-    a.add_argument("csv", help="traffic-log CSV (AuctionNet schema)")
+    a.add_argument("csv", nargs="+", help="traffic-log CSVs (AuctionNet schema) or globs; "
+                   "their episodes are numbered across the files in order")
     a.add_argument("--out", required=True, help="output file, e.g. auctionnet.parquet")
     a.add_argument("--n-ticks", type=_positive_int, default=48, help="ticks per day")
 
@@ -302,7 +303,7 @@ def main(argv=None) -> int:
         from experiments.collect import run_import_auctionnet
 
         try:
-            run_import_auctionnet(args.csv, out=args.out, n_ticks=args.n_ticks)
+            run_import_auctionnet(list(args.csv), out=args.out, n_ticks=args.n_ticks)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv import-auctionnet: {exc}") from None
     elif args.command == "steer":

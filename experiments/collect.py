@@ -511,9 +511,63 @@ def run_collect(*, episodes: int, behavior: str = "mix", seed: int = 0, out,
     return summary
 
 
-def run_import_auctionnet(csv_path, *, out, n_ticks: int = 48, max_alpha: float = 10.0,
+def expand_log_paths(csv_paths) -> list[Path]:
+    """Files named by ``csv_paths`` (a path, a glob or a list of them), in the order given,
+    each glob's matches sorted; refuses a pattern that matches nothing and duplicates."""
+    import glob
+
+    items = [csv_paths] if isinstance(csv_paths, (str, Path)) else list(csv_paths)
+    if not items:
+        raise ValueError("csv: name at least one traffic-log file")
+    out: list[Path] = []
+    for item in items:
+        text = str(item)
+        if glob.has_magic(text):
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise FileNotFoundError(f"csv: the pattern {text!r} matches no file")
+            out += [Path(m) for m in matches]
+        else:
+            out.append(Path(text))
+    seen = set()
+    for path in out:
+        if path.resolve() in seen:
+            raise ValueError(f"csv: {str(path)!r} is named twice")
+        seen.add(path.resolve())
+    return out
+
+
+def import_auctionnet_logs(csv_paths, *, n_ticks: int = 48, max_alpha: float = 10.0,
+                           beta: float = 2.0) -> pd.DataFrame:
+    """Import several AuctionNet traffic logs as one dataset: each file as
+    :func:`bidenv.auctionnet.import_auctionnet`, episodes renumbered to follow the previous
+    files' (0, 1, ... over all files in order). The metadata's ``episodes`` rows gain the file
+    (``[episode, period, advertiser, file index]``), ``sources`` lists the files and ``rows``
+    sums their log rows."""
+    from bidenv.auctionnet import import_auctionnet
+
+    frames, episodes, rows, offset = [], [], 0, 0
+    paths = expand_log_paths(csv_paths)
+    for i, path in enumerate(paths):
+        frame = import_auctionnet(path, n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
+        meta = frame.attrs["bidenv"]
+        frame = frame.assign(episode=frame["episode"] + offset)
+        episodes += [[e + offset, *rest, i] for e, *rest in meta["episodes"]]
+        offset += len(meta["episodes"])
+        rows += meta["rows"]
+        frames.append(frame)
+    out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    out.attrs["bidenv"] = {**frames[0].attrs["bidenv"], "rows": int(rows),
+                           "episodes": episodes, "sources": [p.name for p in paths]}
+    if len(paths) > 1:
+        out.attrs["bidenv"]["source"] = ", ".join(p.name for p in paths)
+    return out
+
+
+def run_import_auctionnet(csv_paths, *, out, n_ticks: int = 48, max_alpha: float = 10.0,
                           beta: float = 2.0) -> dict:
-    """Convert an AuctionNet traffic-log CSV to a dataset file and print a summary.
+    """Convert AuctionNet traffic-log CSVs (a path, a glob or a list) to one dataset file and
+    print a summary (episodes numbered across the files, :func:`import_auctionnet_logs`).
 
     Returns:
         ``{"path", "log_rows", "rows", "episodes", "seconds"}``.
@@ -521,18 +575,19 @@ def run_import_auctionnet(csv_path, *, out, n_ticks: int = 48, max_alpha: float 
     Raises:
         FileNotFoundError, ValueError: as :func:`bidenv.auctionnet.import_auctionnet`.
     """
-    from bidenv.auctionnet import import_auctionnet
     from bidenv.offline import save_dataset
 
     out = _check_out(out)
     start = time.perf_counter()
-    frame = import_auctionnet(csv_path, n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
+    frame = import_auctionnet_logs(csv_paths, n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
     path = save_dataset(frame, out)
     seconds = time.perf_counter() - start
     log_rows = frame.attrs["bidenv"]["rows"]
     n_episodes = int(frame["episode"].nunique())
-    print(f"imported {log_rows} log rows of {Path(csv_path).name} into {n_episodes} days "
-          f"({len(frame)} rows) in {seconds:.1f} s")
+    names = frame.attrs["bidenv"]["sources"]
+    print(f"imported {log_rows} log rows of {len(names)} file(s) ({', '.join(names[:3])}"
+          f"{', ...' if len(names) > 3 else ''}) into {n_episodes} days ({len(frame)} rows) "
+          f"in {seconds:.1f} s")
     print(f"wrote {path}")
     return {"path": str(path), "log_rows": log_rows, "rows": len(frame),
             "episodes": n_episodes, "seconds": seconds}

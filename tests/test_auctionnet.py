@@ -251,3 +251,35 @@ def test_cli_import_writes_a_loadable_file(tmp_path, log, frame, capsys):
     assert f"{len(log)} log rows" in printed and str(out) in printed
     with pytest.raises(SystemExit, match="bidenv import-auctionnet: .*does not exist"):
         main(["import-auctionnet", str(tmp_path / "nope.csv"), "--out", str(out)])
+
+
+def test_several_logs_import_as_one_dataset_with_episodes_numbered_across(tmp_path, log, frame):
+    from experiments.cli import main
+    from experiments.collect import import_auctionnet_logs
+
+    (tmp_path / "logs").mkdir()
+    for name in ("period-8.csv", "period-7.csv"):
+        log.to_csv(tmp_path / "logs" / name, index=False)
+    both = import_auctionnet_logs(str(tmp_path / "logs" / "period-*.csv"))  # sorted: 7, 8
+    n = frame["episode"].nunique()
+    assert sorted(both["episode"].unique()) == list(range(2 * n))
+    first = both[both["episode"] < n].reset_index(drop=True)
+    second = both[both["episode"] >= n].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, frame, check_like=False)
+    pd.testing.assert_frame_equal(second.assign(episode=second["episode"] - n), frame)
+    meta = both.attrs["bidenv"]
+    assert meta["sources"] == ["period-7.csv", "period-8.csv"]
+    assert meta["rows"] == 2 * len(log)
+    assert [row[-1] for row in meta["episodes"]] == [0] * n + [1] * n
+    assert [row[0] for row in meta["episodes"]] == list(range(2 * n))
+    # The command takes several files and globs; the dataset loads back.
+    out = tmp_path / "both.parquet"
+    assert main(["import-auctionnet", str(tmp_path / "logs" / "period-7.csv"),
+                 str(tmp_path / "logs" / "period-8.csv"), "--out", str(out)]) == 0
+    loaded = Trajectories.from_frame(pd.read_parquet(out))
+    assert len(loaded.lengths) == 2 * n
+    with pytest.raises(SystemExit, match="matches no file"):
+        main(["import-auctionnet", str(tmp_path / "none-*.csv"), "--out", str(out)])
+    with pytest.raises(SystemExit, match="named twice"):
+        main(["import-auctionnet", str(tmp_path / "logs" / "period-7.csv"),
+              str(tmp_path / "logs" / "period-7.csv"), "--out", str(out)])
