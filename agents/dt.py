@@ -435,10 +435,9 @@ class DTAgent(OfflineAgent):
         if train.n_ticks > c.max_ticks:
             raise ValueError(f"max_ticks={c.max_ticks} is shorter than the data's days "
                              f"({train.n_ticks} ticks)")
-        rtg = normalised_returns_to_go(train, expected=c.expected)
+        rtg = (self._quality_tokens(train) if c.return_baseline == "yardstick"
+               else normalised_returns_to_go(train, expected=c.expected))
         features = np.array([campaign_features(cp) for cp in train.campaigns])
-        if c.return_baseline == "yardstick":
-            rtg = self._quality_tokens(train)
         self.model.campaign_features = torch.as_tensor(features, dtype=torch.float64)
         self.model.campaign_r0 = torch.as_tensor(rtg[:, 0], dtype=torch.float64)
         if c.return_baseline == "campaign":

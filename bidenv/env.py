@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -310,31 +308,23 @@ class AutoBiddingEnv(gym.Env):
         terminated = day.agent_done
         info = self._info(tick_stats, float(alpha[0]))
         if self.render_mode is not None:
+            obs = day.obs_all[0]
             self._trace.append({"tick": info["tick"], "alpha": info["alpha"],
                                 "spent": info["total_cost"] / max(info["budget"], 1e-12),
                                 "traffic": float(self._elapsed[min(day.tick, self.n_ticks)]),
-                                "ratio": self._constraint_ratio(info)})
+                                "ratio": float(obs[FEATURE_INDEX["constraint_ratio"]])})
         if terminated and self.recording is not None and day.tick < self.n_ticks:
             day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
         return day.obs_all[0].copy(), float(reward), bool(terminated), False, info
 
     # -- rendering ----------------------------------------------------------------------------
-    @staticmethod
-    def _constraint_ratio(info: dict) -> float:
-        """CPA / target (CPA campaigns) or target / ROI (ROI campaigns); nan before a
-        conversion, and for budget-only campaigns."""
-        if info["constraint"] == "cpa":
-            return info["cpa"] / info["target"]
-        if info["constraint"] == "roi":
-            return info["target"] / info["roi"] if info["roi"] > 0 else math.nan
-        return math.nan
-
     def render(self):
         """The day so far (``render_mode`` given at construction; None: nothing).
 
         ``"ansi"``: one line per tick played: tick, share of the budget spent against the
         share of the day's expected traffic past, the bid multiplier alpha and the constraint
-        ratio (CPA / target or target / ROI; 1 is on target). ``"rgb_array"``: the same
+        ratio (the observation's ``constraint_ratio``: CPA / target or target / ROI, 1 is on
+        target, 0 before any spend, capped at 10). ``"rgb_array"``: the same
         pacing trace as an (H, W, 3) uint8 image (spend and traffic shares, alpha and the
         ratio against the tick), for ``gymnasium.wrappers.RecordVideo`` or a notebook.
         """

@@ -75,7 +75,7 @@ def scaling(agent_names, data, *, steps=DEFAULT_STEPS, widths=DEFAULT_WIDTHS,
     """Train and evaluate the grid; returns (table, episodes frame)."""
     from experiments.evaluate import evaluate
     from experiments.pool import map_ordered
-    from experiments.stats import two_level_bootstrap
+    from experiments.stats import mean_intervals
 
     steps = _positive_sorted("steps", steps)
     widths = _positive_sorted("widths", widths)
@@ -98,11 +98,8 @@ def scaling(agent_names, data, *, steps=DEFAULT_STEPS, widths=DEFAULT_WIDTHS,
     rows = []
     for label, info in meta.items():
         days = frame[frame["agent"] == label]
-        row = dict(info, days=len(days))
-        for col, name in (("pct_of_oracle", "pct_of_yardstick"), ("budget_used", "spend_share")):
-            point, low, high = two_level_bootstrap(days[col].dropna().to_numpy(np.float64))
-            row.update({name: point, f"{name}_low": low, f"{name}_high": high})
-        rows.append(row)
+        rows.append(dict(info, days=len(days), **mean_intervals(
+            days, {"pct_of_oracle": "pct_of_yardstick", "budget_used": "spend_share"})))
     return pd.DataFrame(rows), frame
 
 

@@ -342,6 +342,17 @@ def _paired_stats(a0, va, b0, vb, s0, vs, wa, wb, days) -> tuple[np.ndarray, np.
         return np.nanmean(diff, axis=1), np.nanmean(poi, axis=1)
 
 
+def mean_intervals(days: pd.DataFrame, columns: dict) -> dict:
+    """``{name: mean, name_low: ..., name_high: ...}`` for each ``column: name`` of
+    ``columns`` (in its order): the mean of that column over the rows of ``days`` (NaN rows
+    left out) with its :func:`two_level_bootstrap` 95% interval."""
+    row = {}
+    for col, name in columns.items():
+        point, low, high = two_level_bootstrap(days[col].dropna().to_numpy(np.float64))
+        row.update({name: point, f"{name}_low": low, f"{name}_high": high})
+    return row
+
+
 def paired_difference(a, b, *, strata=None, n_boot: int = 2000, level: float = 0.95,
                       seed: int = 0) -> dict:
     """Paired comparison of two agents scored on the same days.

@@ -54,7 +54,7 @@ def steering(spec: str, *, scales=DEFAULT_SCALES, episodes: int = 10, seed: int 
         ``expected_score``), the data's support (:func:`data_support`) and the episode rows.
     """
     from experiments.evaluate import evaluate
-    from experiments.stats import two_level_bootstrap
+    from experiments.stats import mean_intervals
 
     scales = [float(s) for s in scales]
     if not scales or any(not (np.isfinite(s) and s > 0) for s in scales):
@@ -68,10 +68,8 @@ def steering(spec: str, *, scales=DEFAULT_SCALES, episodes: int = 10, seed: int 
         days = frame[frame["agent"] == label]
         row = {"scale": s, "target": s * support["base_target"], "days": len(days),
                "expected_score": float(days["expected_score"].mean())}
-        for col, name in (("budget_used", "spend_share"), ("pct_of_oracle", "pct_of_yardstick")):
-            values = days[col].dropna().to_numpy(np.float64)
-            point, low, high = two_level_bootstrap(values)
-            row.update({name: point, f"{name}_low": low, f"{name}_high": high})
+        row.update(mean_intervals(days, {"budget_used": "spend_share",
+                                         "pct_of_oracle": "pct_of_yardstick"}))
         rows.append(row)
     return pd.DataFrame(rows), support, frame
 

@@ -963,7 +963,8 @@ def test_render_modes_ansi_and_rgb_array():
     env = gym.make("bidenv/AutoBiddingLite-v0", render_mode="ansi")
     assert env.metadata["render_modes"] == ["ansi", "rgb_array"] and env.metadata["render_fps"]
     env.reset(seed=3)
-    infos = [env.step(np.zeros(1, np.float32))[4] for _ in range(3)]
+    steps = [env.step(np.zeros(1, np.float32)) for _ in range(3)]
+    infos = [out[4] for out in steps]
     lines = env.render().splitlines()
     assert len(lines) == 1 + 3 and lines[0].split() == ["tick", "spent", "traffic", "alpha",
                                                         "ratio"]
@@ -971,6 +972,10 @@ def test_render_modes_ansi_and_rgb_array():
     assert int(last[0]) == 3 and float(last[3]) == pytest.approx(infos[-1]["alpha"], abs=0.01)
     spent = infos[-1]["total_cost"] / infos[-1]["budget"]
     assert float(last[1].rstrip("%")) == pytest.approx(100 * spent, abs=0.06)
+    from bidenv.features import FEATURE_INDEX
+
+    ratio = float(steps[-1][0][FEATURE_INDEX["constraint_ratio"]])
+    assert float(last[4]) == pytest.approx(ratio, abs=0.006)  # the observation's ratio
     env.reset(seed=3)
     assert env.render().splitlines() == lines[:1]  # reset clears the trace
 
