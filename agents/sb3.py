@@ -1,8 +1,13 @@
 """Online RL with stable-baselines3: PPO, SAC and TD3 trained on the registered environments.
 
-``bidenv train ppo --env bidenv/AutoBiddingLite-v0 --timesteps 20000 --seed 0 --out runs/ppo``
-trains with SB3's own vectorised environments (``make_vec_env``), logs to TensorBoard
-(``DIR/tb``), shows a progress bar, and writes:
+``bidenv train ppo --env bidenv/AutoBiddingLite-v0 --timesteps 20000 --n-envs 16 --seed 0
+--out runs/ppo`` trains on the simulator's native batched vector env
+(``gym.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")``, the N days of a
+step played in one pass) through :class:`NativeVecEnv`, SB3's ``VecEnv`` interface over any
+Gymnasium ``VectorEnv`` that autoresets in the same step (``vectorization="dummy"`` uses
+SB3's own ``make_vec_env`` instead, one env after another). Env i's first day is reset with
+seed ``seed + i`` either way. It logs to TensorBoard (``DIR/tb``), shows a progress bar, and
+writes:
 
 * ``DIR/model.zip``: SB3's native archive (to continue training with SB3);
 * ``DIR/policy.pt``: the policy's weights as plain tensors (``torch.load(weights_only=True)``);
@@ -16,6 +21,7 @@ deterministic (the mean action).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import time
@@ -26,9 +32,11 @@ from pathlib import Path
 import numpy as np
 
 from bidenv.io import atomic_path
-from bidenv.validation import check_int
+from bidenv.validation import check_choice, check_int
 
 ALGORITHMS = ("ppo", "sac", "td3")
+#: How :func:`train` vectorises its training envs (:attr:`TrainConfig.vectorization`).
+VECTORIZATIONS = ("native", "dummy")
 
 
 def _algo_class(algo: str):
@@ -48,7 +56,10 @@ class TrainConfig:
         env_id: Registered environment id.
         timesteps: Environment steps (ticks) to train for.
         seed: Seed of the model and of the training environments.
-        n_envs: Parallel environments (SB3 ``DummyVecEnv``; PPO benefits, SAC/TD3 use 1).
+        n_envs: Parallel environments (PPO; SAC and TD3 use 1).
+        vectorization: ``"native"`` (the id's batched ``vector_entry_point`` through
+            :class:`NativeVecEnv`) or ``"dummy"`` (SB3's ``make_vec_env``: the same days, one
+            env after another; for ids without a vector entry point).
         net_arch: Hidden layer sizes of the policy (and critics).
         learning_rate: Optimiser step size.
         reward_mode: Training reward (the env's ``reward_mode``): ``"expected_score"``
@@ -65,6 +76,7 @@ class TrainConfig:
     timesteps: int = 20_000
     seed: int = 0
     n_envs: int = 4
+    vectorization: str = "native"
     net_arch: list = field(default_factory=lambda: [64, 64])
     learning_rate: float = 3e-4
     reward_mode: str = "expected_score"
@@ -75,6 +87,7 @@ class TrainConfig:
         _algo_class(self.algo)
         for name in ("timesteps", "n_envs"):
             check_int(name, getattr(self, name), 1)
+        check_choice("vectorization", self.vectorization, VECTORIZATIONS)
         if not self.net_arch or any(not isinstance(h, int) or h < 1 for h in self.net_arch):
             raise ValueError(f"net_arch must be a list of positive integers, got {self.net_arch}")
         if not self.learning_rate > 0:
@@ -91,7 +104,28 @@ class TrainConfig:
 
         import bidenv  # noqa: F401  (registers the environments)
 
-        return gym.make(self.env_id, **{"reward_mode": self.reward_mode, **self.env_kwargs})
+        return gym.make(self.env_id, **self.env_arguments())
+
+    def env_arguments(self) -> dict:
+        """Keyword arguments of every training env: the training reward, then ``env_kwargs``."""
+        return {"reward_mode": self.reward_mode, **self.env_kwargs}
+
+    def make_vec_env(self, n_envs: int):
+        """The SB3 ``VecEnv`` of ``n_envs`` training envs (see ``vectorization``), seeded."""
+        if self.vectorization == "native":
+            import gymnasium as gym
+
+            import bidenv  # noqa: F401  (registers the environments)
+
+            venv = _native_vec_env_class()(gym.make_vec(self.env_id, num_envs=n_envs,
+                                             vectorization_mode="vector_entry_point",
+                                             autoreset_mode="SameStep", **self.env_arguments()))
+            venv.seed(self.seed)
+            return venv
+        from stable_baselines3.common.env_util import make_vec_env
+
+        # A callable, so that SB3 does not ask the env for a render mode.
+        return make_vec_env(self.make_env, n_envs=n_envs, seed=self.seed)
 
     def model_kwargs(self) -> dict:
         kwargs = {"learning_rate": self.learning_rate, "seed": self.seed, "device": "cpu",
@@ -126,14 +160,15 @@ def _progress_callback(total: int):
 def train(config: TrainConfig, out, *, progress: bool = True) -> Path:
     """Train an SB3 agent and write model.zip, policy.pt and config.json into ``out``."""
     import torch
-    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.vec_env import VecMonitor
 
     config.validate()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_envs = config.n_envs if config.algo == "ppo" else 1
-    # A callable, so that SB3 does not ask the env for an rgb_array render mode it lacks.
-    venv = make_vec_env(config.make_env, n_envs=n_envs, seed=config.seed)
+    venv = config.make_vec_env(n_envs)
+    if config.vectorization == "native":
+        venv = VecMonitor(venv)  # episode returns and lengths for SB3's logger
     cls = _algo_class(config.algo)
     try:
         import tensorboard  # noqa: F401
@@ -156,6 +191,110 @@ def train(config: TrainConfig, out, *, progress: bool = True) -> Path:
     with atomic_path(out / "config.json") as tmp:
         tmp.write_text(json.dumps(resolved, indent=2, sort_keys=True))
     venv.close()
+    return out
+
+
+def __getattr__(name: str):
+    # ``NativeVecEnv`` is built on first use, so that importing this module imports no SB3.
+    if name == "NativeVecEnv":
+        return _native_vec_env_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+@functools.cache
+def _native_vec_env_class():
+    """Build :class:`NativeVecEnv` (SB3 is imported only when it is used)."""
+    from gymnasium.vector import AutoresetMode
+    from stable_baselines3.common.vec_env import VecEnv
+
+    class NativeVecEnv(VecEnv):
+        """SB3's ``VecEnv`` interface over a Gymnasium ``VectorEnv`` with same-step autoreset.
+
+        SB3 expects a finished env to be reset inside the step that ended it, with the last
+        observation in ``infos[i]["terminal_observation"]`` and ``"TimeLimit.truncated"``
+        set for a truncated one: exactly Gymnasium's ``"SameStep"`` autoreset mode (pass
+        ``autoreset_mode="SameStep"`` to ``gym.make_vec``). Seeds from :meth:`seed` and
+        options from :meth:`set_options` reach the next :meth:`reset`; ``get_attr``,
+        ``set_attr`` and ``env_method`` reach the vector env's ``envs[i]`` where it has them.
+        """
+
+        def __init__(self, venv):
+            mode = venv.metadata.get("autoreset_mode")
+            if mode != AutoresetMode.SAME_STEP:
+                raise ValueError("NativeVecEnv needs a VectorEnv made with "
+                                 f"autoreset_mode='SameStep', got {mode!r}")
+            self.venv = venv
+            self._actions = None
+            super().__init__(venv.num_envs, venv.single_observation_space,
+                             venv.single_action_space)
+
+        def reset(self):
+            seeds = None if all(s is None for s in self._seeds) else list(self._seeds)
+            options = self._options[0] or None
+            if any(o != self._options[0] for o in self._options):
+                raise ValueError("NativeVecEnv: set_options takes one dict for every env")
+            obs, info = self.venv.reset(seed=seeds, options=options)
+            self.reset_infos = _unstack(info, self.num_envs)
+            self._reset_seeds()
+            self._reset_options()
+            return obs
+
+        def step_async(self, actions):
+            self._actions = actions
+
+        def step_wait(self):
+            obs, rewards, terminated, truncated, info = self.venv.step(self._actions)
+            dones = terminated | truncated
+            infos = [{} for _ in range(self.num_envs)]
+            if dones.any():
+                final = _unstack(info.get("final_info", {}), self.num_envs)
+                for i in np.flatnonzero(dones):
+                    infos[i] = {**final[i], "terminal_observation": info["final_obs"][i],
+                                "TimeLimit.truncated": bool(truncated[i] and not terminated[i])}
+                self.reset_infos = _unstack(info, self.num_envs)
+            return obs, rewards.astype(np.float32), dones, infos
+
+        def close(self):
+            self.venv.close()
+
+        def _targets(self, indices):
+            envs = getattr(self.venv, "envs", None)
+            if envs is None:
+                raise AttributeError("the vector env exposes no sub-environments (envs)")
+            return [envs[i] for i in self._get_indices(indices)]
+
+        def get_attr(self, attr_name, indices=None):
+            if attr_name == "render_mode":
+                return [getattr(self.venv, "render_mode", None)] * self.num_envs
+            return [getattr(env, attr_name) for env in self._targets(indices)]
+
+        def set_attr(self, attr_name, value, indices=None):
+            for env in self._targets(indices):
+                setattr(env, attr_name, value)
+
+        def env_method(self, method_name, *method_args, indices=None, **method_kwargs):
+            return [getattr(env, method_name)(*method_args, **method_kwargs)
+                    for env in self._targets(indices)]
+
+        def env_is_wrapped(self, wrapper_class, indices=None):
+            return [False for _ in self._get_indices(indices)]
+
+        def get_images(self):
+            return list(self.venv.render())
+
+    return NativeVecEnv
+
+
+def _unstack(info: dict, n: int) -> list[dict]:
+    """Gymnasium's vector info (arrays with ``_key`` masks) as one dict per env."""
+    out = [{} for _ in range(n)]
+    for key, value in info.items():
+        if key.startswith("_") or key in ("final_obs", "final_info"):
+            continue
+        mask = info.get(f"_{key}", np.ones(n, bool))
+        for i in np.flatnonzero(mask):
+            v = value[i]
+            out[i][key] = v.item() if isinstance(v, np.generic) else v
     return out
 
 

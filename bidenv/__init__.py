@@ -26,9 +26,10 @@ __all__ = ["Campaign", "campaign_score", "cpa_score", "roi_score", "__version__"
 DAY_TICKS = 48
 _ENVS = [
     dict(id="bidenv/AutoBidding-v0", entry_point="bidenv.env:AutoBiddingEnv",
-         max_episode_steps=DAY_TICKS),
+         vector_entry_point="bidenv.vector:AutoBiddingVectorEnv", max_episode_steps=DAY_TICKS),
     # The full market (47 competitors, budgets scaled to the volume) on a tenth of the day.
     dict(id="bidenv/AutoBiddingLite-v0", entry_point="bidenv.env:AutoBiddingEnv",
+         vector_entry_point="bidenv.vector:AutoBiddingVectorEnv",
          kwargs={"opportunities_per_day": 50_000}, max_episode_steps=DAY_TICKS),
 ]
 for _spec in _ENVS:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from enum import IntEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,6 +52,20 @@ class TickStats:
     def zeros(cls, k: int) -> TickStats:
         """Nothing happened (the info of ``reset``)."""
         return cls(*(np.zeros(k) for _ in fields(cls)))
+
+
+class TickPlan(NamedTuple):
+    """A tick's auctions before clearing (:meth:`MarketDay.plan_tick`)."""
+
+    bids: np.ndarray  #: (n, k) float32 bids (0 where an advertiser is out)
+    budget_left: np.ndarray  #: (k,) money each advertiser may still spend
+    coef: np.ndarray  #: (k,) bid per unit of pValue (0 for advertisers out of the day)
+    n_slots: int | np.ndarray  #: slot count, or one per opportunity
+    exposure: np.ndarray  #: (K,) or (n, K) marginal exposure probabilities
+    marginal: np.ndarray  #: (n, K) the same, broadcast per opportunity
+    shown: np.ndarray  #: (n, K) bool: the drawn cascade, slot j shown
+    eligible: np.ndarray | None  #: (n, k) who may enter (None: the bids say it)
+    alpha: np.ndarray  #: (k,) the bid multipliers
 
 
 class HistoryRow(IntEnum):
@@ -147,11 +162,16 @@ class MarketDay:
         afford a purchase it won); otherwise the next tick's batch is drawn.
         """
         stats = self.simulate_tick(alpha, on_auctions)
+        self.advance()
+        return stats
+
+    def advance(self) -> None:
+        """Move the clock past the tick just simulated: draw and observe the next batch, or
+        end the agent's day (its last tick, or a budget that cannot buy anything more)."""
         self.tick += 1
         over = bool(self.tick >= self.n_ticks or self.exhausted[0]
                     or self.c.budget[0] - self.spent[0] < self.min_price)
         self._open(None if over else self.traffic.sample(self.tick, self.rng_traffic))
-        return stats
 
     def play_rest_without_agent(self, alphas: Callable[[np.ndarray], np.ndarray],
                                 on_auctions: AuctionHook | None = None) -> None:
@@ -190,6 +210,21 @@ class MarketDay:
     def simulate_tick(self, alpha: np.ndarray,
                       on_auctions: AuctionHook | None = None) -> TickStats:
         """Run this tick's auctions at the bid multipliers ``alpha`` ((k,)); update the totals."""
+        plan = self.plan_tick(alpha)
+        res = clear_with_budgets(plan.bids, plan.budget_left, plan.shown,
+                                 n_slots=plan.n_slots, rng=self.rng_ties,
+                                 reserve=self.reserve_price, mechanism=self.mechanism,
+                                 exposure=plan.exposure, eligible=plan.eligible,
+                                 dropped=self.exhausted)
+        return self.settle_tick(plan, res, on_auctions)
+
+    def plan_tick(self, alpha: np.ndarray, out: np.ndarray | None = None) -> TickPlan:
+        """The tick's auctions before clearing: bids at ``alpha``, slots, the exposure cascade.
+
+        ``out``: an optional (n, k) float32 array to write the bids into (a slice of a
+        buffer shared by several days, :func:`play_ticks`); by default a buffer of the day's.
+        Draws the cascade from the day's exposure stream.
+        """
         batch, k, n = self.batch, self.k, self.batch.n
         budget_left = self.c.budget - self.spent
         active = (budget_left >= self.min_price) & ~self.exhausted
@@ -198,10 +233,12 @@ class MarketDay:
         roi = self.c.is_roi
         if vcol is not None:
             coef = np.where(roi, coef * vcol, coef)
-        if self._bid_buffer.shape[0] < n or self._bid_buffer.shape[1] != k:
-            self._bid_buffer = np.empty((max(n, 2 * self._bid_buffer.shape[0]), k), np.float32)
-        bids = np.multiply(batch.pvalue, coef.astype(np.float32)[None, :],
-                           out=self._bid_buffer[:n])
+        if out is None:
+            if self._bid_buffer.shape[0] < n or self._bid_buffer.shape[1] != k:
+                self._bid_buffer = np.empty((max(n, 2 * self._bid_buffer.shape[0]), k),
+                                            np.float32)
+            out = self._bid_buffer[:n]
+        bids = np.multiply(batch.pvalue, coef.astype(np.float32)[None, :], out=out)
         if vcol is None and roi.any():
             bids[:, roi] *= batch.conversion_value[:, roi]
         n_slots, exposure, K = slot_rows(batch, self.slot_settings)
@@ -212,9 +249,16 @@ class MarketDay:
         depth_u = self.rng_exposure.random(n)
         marginal = exposure if np.ndim(exposure) == 2 else np.broadcast_to(exposure, (n, K))
         shown = depth_u[:, None] < marginal
-        res = clear_with_budgets(bids, budget_left, shown, n_slots=n_slots, rng=self.rng_ties,
-                                 reserve=self.reserve_price, mechanism=self.mechanism,
-                                 exposure=exposure, eligible=eligible, dropped=self.exhausted)
+        return TickPlan(bids, budget_left, coef, n_slots, exposure, marginal, shown, eligible,
+                        alpha)
+
+    def settle_tick(self, plan: TickPlan, res, on_auctions: AuctionHook | None = None
+                    ) -> TickStats:
+        """Draw the outcomes of the slots won in the cleared auctions ``res`` of ``plan``
+        (from the day's outcome stream) and update the totals, history and the agent's view."""
+        batch, k, n = self.batch, self.k, self.batch.n
+        bids, coef, n_slots, exposure = plan.bids, plan.coef, plan.n_slots, plan.exposure
+        marginal, shown, eligible, alpha = plan.marginal, plan.shown, plan.eligible, plan.alpha
         # Flat indices of the slots won (row-major, so arrival order is kept).
         K_res = res.winners.shape[1]
         flat = np.flatnonzero(res.winners >= 0)
@@ -357,3 +401,18 @@ def slot_rows(batch, default: SlotSettings):
     # The auction reports as many slot columns as the largest count present in the tick.
     K = int(n_slots.max()) if batch.n else 1
     return n_slots, np.ascontiguousarray(exposure[:, :K]), K
+
+
+def play_ticks(days: Sequence[MarketDay], alphas: Sequence[np.ndarray],
+               hooks: Sequence[AuctionHook | None] | None = None) -> list[TickStats]:
+    """Play one tick on each of several independent days, as one batch.
+
+    The result is the same as ``[day.play_tick(alpha, hook) for ...]`` (every day draws from
+    its own random streams in the same order); the batch only saves work. Used by
+    :class:`bidenv.vector.AutoBiddingVectorEnv`.
+    """
+    hooks = [None] * len(days) if hooks is None else hooks
+    stats = [day.simulate_tick(alpha, hook) for day, alpha, hook in zip(days, alphas, hooks)]
+    for day in days:
+        day.advance()
+    return stats

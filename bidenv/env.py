@@ -284,6 +284,17 @@ class AutoBiddingEnv(gym.Env):
         return self.day.obs_all[0].copy(), info
 
     def step(self, action):
+        alpha = self.begin_step(action)
+        return self.finish_step(alpha, self.day.play_tick(alpha, self._auction_hook()))
+
+    def begin_step(self, action) -> np.ndarray:
+        """Check ``action`` and return every advertiser's bid multiplier for the tick.
+
+        The first half of :meth:`step`; the tick is then played by
+        :meth:`bidenv.day.MarketDay.play_tick` (or, for a batch of days, by
+        :func:`bidenv.day.play_ticks`) and :meth:`finish_step` turns it into the step's
+        result. :class:`bidenv.vector.AutoBiddingVectorEnv` calls the halves.
+        """
         if self.day is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64).reshape(-1)
@@ -291,9 +302,11 @@ class AutoBiddingEnv(gym.Env):
             raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
         if self._done:
             raise RuntimeError("the episode has ended; call reset()")
+        return self._alphas(a[0], self.day.obs_all)
+
+    def finish_step(self, alpha: np.ndarray, tick_stats: TickStats):
+        """The second half of :meth:`step`: its 5-tuple after the tick was played."""
         day = self.day
-        alpha = self._alphas(a[0], day.obs_all)
-        tick_stats = day.play_tick(alpha, self._auction_hook())
         prev_score, prev_expected = self.score, self.expected_score
         self.score = self._agent_score(day.conv[0], day.value[0], day.spent[0])
         self.expected_score = self._agent_score(day.exp_conv[0], day.exp_value[0],

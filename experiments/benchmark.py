@@ -174,11 +174,8 @@ def _train_job(job) -> tuple[str, float | None, bool]:
     """Worker: one training run; returns (run dir, training seconds, reused).
 
     A run whose ``benchmark_done.json`` matches the job is reused; its seconds are the ones
-    recorded when it was trained (None for runs finished before seconds were recorded)."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
+    recorded when it was trained (None for runs finished before seconds were recorded); threads
+    are pinned by the command (``--threads``) and the pool's workers."""
     kind, name, steps, seed, run_dir, data, env_id, config, data_settings = job
     run_dir = Path(run_dir)
     done_file = run_dir / "benchmark_done.json"

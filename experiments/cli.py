@@ -21,6 +21,35 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Commands that train or evaluate: they take --threads and pin torch/OpenMP/BLAS threads.
+THREADED_COMMANDS = ("quickstart", "simulate-budget", "evaluate", "train", "benchmark",
+                     "collect", "steer", "scale")
+
+
+def _threads(text: str) -> int:
+    from experiments.threads import check_threads, max_threads
+
+    try:
+        return check_threads(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an integer in [1, {max_threads()}] (1 to the CPU count), got {text!r}"
+        ) from None
+
+
+def _set_up_threads(args) -> None:
+    """Pin this process's threads (and its workers') to --threads and say so (on stdout: a
+    refused command's stderr stays one line)."""
+    from experiments.threads import describe, pin_threads
+
+    workers = getattr(args, "workers", None)
+    if workers is None and args.command == "quickstart":
+        from experiments.quickstart import default_workers
+
+        workers = default_workers()
+    print(describe(pin_threads(args.threads), workers), flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bidenv", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,12 +186,23 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--seed", type=int, default=0, help="day i uses seed + i (both envs)")
     k.add_argument("--out", default="bidenv-calibration", help="output folder")
 
-    a = sub.add_parser("import-auctionnet", help="convert a public AuctionNet traffic-log CSV "
-                       "into an offline dataset (Parquet)")
-    a.add_argument("csv", nargs="+", help="traffic-log CSVs (AuctionNet schema) or globs; "
-                   "their episodes are numbered across the files in order")
+    a = sub.add_parser("import-auctionnet", help="convert public AuctionNet traffic-log CSVs "
+                       "or trajectory_data.csv into an offline dataset (Parquet)")
+    a.add_argument("csv", nargs="+", help="traffic-log CSVs (AuctionNet schema) or trajectory "
+                   "files (trajectory_data.csv, *-rlData.csv; told apart by the header) or "
+                   "globs; their episodes are numbered across the files in order")
     a.add_argument("--out", required=True, help="output file, e.g. auctionnet.parquet")
     a.add_argument("--n-ticks", type=_positive_int, default=48, help="ticks per day")
+
+    x = sub.add_parser("export-minari", help="write an offline dataset as a Minari dataset "
+                       "with its environment's spec (needs pip install 'bidenv[minari]')")
+    x.add_argument("data", help="dataset file of bidenv collect or import-auctionnet")
+    x.add_argument("--dataset-id", required=True,
+                   help="Minari id [namespace/]name-vN, e.g. bidenv/lite-mix-v0")
+    x.add_argument("--out", default=None, help="root folder of Minari datasets (default: "
+                   "MINARI_DATASETS_PATH or ~/.minari/datasets)")
+    x.add_argument("--env", default=None, help="environment to record (default: the one that "
+                   "played collected days; bidenv/AutoBidding-v0 for imported logs)")
 
     g = sub.add_parser("steer", help="does a generative bidder's target return steer it? "
                        "Evaluate one checkpoint at several target scales on the same days")
@@ -197,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config override for every run (JSON value), repeatable")
     c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     c.add_argument("--out", required=True, help="output folder")
+    for name in THREADED_COMMANDS:
+        sub.choices[name].add_argument(
+            "--threads", type=_threads, default=1, metavar="N",
+            help="torch / OpenMP / BLAS threads per process, workers included (default 1: "
+            "fastest for these small models, and processes side by side do not compete)")
     return parser
 
 
@@ -213,6 +258,8 @@ def _net_arch(text: str) -> list[int]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in THREADED_COMMANDS:
+        _set_up_threads(args)
     if args.command == "quickstart":
         from experiments.quickstart import run_quickstart
 
@@ -244,11 +291,6 @@ def main(argv=None) -> int:
         except ValueError as exc:
             raise SystemExit(f"bidenv evaluate: {exc}") from None
     elif args.command == "train":
-        from experiments.pool import pin_threads
-
-        # One BLAS/OpenMP/torch thread: these small models train fastest that way, and runs
-        # side by side on a few cores do not fight over them (unpinned ran 2-5x slower).
-        pin_threads()
         if args.algo in OFFLINE_AGENTS:
             from experiments.train import run_train_offline
 
@@ -306,6 +348,14 @@ def main(argv=None) -> int:
             run_import_auctionnet(list(args.csv), out=args.out, n_ticks=args.n_ticks)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv import-auctionnet: {exc}") from None
+    elif args.command == "export-minari":
+        from experiments.handoff import run_export_minari
+
+        try:
+            run_export_minari(args.data, dataset_id=args.dataset_id, out=args.out,
+                              env_id=args.env)
+        except (ValueError, FileNotFoundError, ImportError) as exc:
+            raise SystemExit(f"bidenv export-minari: {exc}") from None
     elif args.command == "steer":
         from experiments.steering import run_steer
 

@@ -4,9 +4,8 @@
 
 * starts at most ``min(workers, jobs, CPU count)`` processes (a one-day job with
   ``--workers 64`` starts one worker, not 64 that each import torch);
-* pins BLAS, OpenMP and torch to one thread per worker (on 2 shared cores, unpinned torch ran
-  5-11x slower; the traffic generator's small matrix products slow down several-fold when
-  BLAS threads compete);
+* pins BLAS, OpenMP and torch in each worker to the parent's ``--threads`` (one by default;
+  :func:`experiments.threads.pin_threads`);
 * never outlives its parent: on Linux each worker asks the kernel for SIGTERM when the parent
   dies (``prctl(PR_SET_PDEATHSIG)``), so SIGKILL, SIGTERM or Ctrl-C of the command leaves no
   worker running;
@@ -27,16 +26,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 
 from bidenv.validation import check_int
-
-_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-
-
-def pin_threads() -> None:
-    """One BLAS / OpenMP / torch thread in this process."""
-    for name in _THREAD_VARIABLES:
-        os.environ[name] = "1"
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
+from experiments.threads import pin_threads, pinned_threads
 
 
 def _die_with_parent(parent: int) -> None:
@@ -52,9 +42,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent: int, extra: Callable[[], None] | None) -> None:
+def _init_worker(parent: int, extra: Callable[[], None] | None, threads: int) -> None:
     _die_with_parent(parent)
-    pin_threads()
+    pin_threads(threads)
     if extra is not None:
         extra()
 
@@ -86,7 +76,7 @@ def worker_pool(workers: int, jobs: int, initializer: Callable[[], None] | None 
                 ) -> ProcessPoolExecutor:
     """A process pool for ``jobs`` tasks with at most ``workers`` processes (see above)."""
     return _Pool(max_workers=pool_size(workers, jobs), initializer=_init_worker,
-                               initargs=(os.getpid(), initializer))
+                               initargs=(os.getpid(), initializer, pinned_threads()))
 
 
 def map_ordered(fn: Callable, tasks: Iterable, workers: int, *,

@@ -315,9 +315,9 @@ def test_rerun_after_sigkill_mid_write_leaves_a_clean_folder(tmp_path):
 
 def test_train_pins_threads_before_training(datasets, tmp_path, monkeypatch):
     """bidenv train runs with one BLAS/OpenMP/torch thread (set before torch is used)."""
-    import experiments.pool
+    import experiments.threads
 
     calls = []
-    monkeypatch.setattr(experiments.pool, "pin_threads", lambda: calls.append(True))
+    monkeypatch.setattr(experiments.threads, "pin_threads", lambda n: calls.append(n) or n)
     assert _train(datasets, tmp_path / "run", steps=1) == 0
-    assert calls == [True]
+    assert calls == [1]

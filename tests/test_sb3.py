@@ -109,3 +109,49 @@ def test_training_sees_the_scenarios_campaigns_and_the_expected_reward():
     assert reward == pytest.approx(info["expected_score"], abs=1e-12)
     with pytest.raises(ValueError, match="reward_mode"):
         TrainConfig(reward_mode="profit").validate()
+
+
+def test_native_vector_env_trains_exactly_as_sb3_dummy_vec_env(ppo_run, tmp_path):
+    # The fixture trained on the native batched vector env (the default); SB3's own
+    # DummyVecEnv steps the same days one env after another, so the weights are identical.
+    assert json.loads((ppo_run / "config.json").read_text())["vectorization"] == "native"
+    train(TrainConfig(algo="ppo", env_id=LITE, timesteps=512, seed=0, n_envs=2,
+                      net_arch=[16, 16], vectorization="dummy"), tmp_path, progress=False)
+    import torch
+
+    native = torch.load(ppo_run / "policy.pt", weights_only=True)
+    dummy = torch.load(tmp_path / "policy.pt", weights_only=True)
+    assert native.keys() == dummy.keys()
+    for key in native:
+        torch.testing.assert_close(native[key], dummy[key], rtol=0, atol=0)
+
+
+def test_native_vec_env_hands_sb3_the_terminal_observation():
+    import agents.sb3 as sb3
+
+    config = TrainConfig(algo="ppo", env_id=LITE, n_envs=2, seed=4,
+                         env_kwargs={"opportunities_per_day": 8_000, "n_competitors": 11})
+    venv = config.make_vec_env(2)
+    assert isinstance(venv, sb3.NativeVecEnv)
+    obs = venv.reset()
+    assert obs.shape == (2, venv.observation_space.shape[0])
+    single = gym.make(LITE, reward_mode="expected_score", **config.env_kwargs)
+    np.testing.assert_array_equal(obs[1], single.reset(seed=5)[0])  # env i: seed + i
+    for _ in range(48):
+        obs, rewards, dones, infos = venv.step(np.ones((2, 1), np.float32))
+        o, r, te, tr, _ = single.step(np.ones(1, np.float32))
+        assert rewards.dtype == np.float32 and rewards[1] == np.float32(r)
+        if dones[1]:
+            break
+    assert te and dones[1]
+    np.testing.assert_array_equal(infos[1]["terminal_observation"], o)
+    assert infos[1]["TimeLimit.truncated"] is (tr and not te)
+    np.testing.assert_array_equal(obs[1], single.reset()[0])  # reset in the same step
+    assert venv.get_attr("reward_mode") == ["expected_score"] * 2
+    with pytest.raises(ValueError, match="SameStep"):
+        sb3.NativeVecEnv(gym.make_vec(LITE, num_envs=2, vectorization_mode="vector_entry_point"))
+
+
+def test_bad_vectorization_is_refused():
+    with pytest.raises(ValueError, match="vectorization"):
+        TrainConfig(vectorization="subproc").validate()
