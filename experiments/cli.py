@@ -123,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--env", default="bidenv/AutoBiddingLite-v0",
                    help="environment id (online RL; offline: periodic evaluation)")
     t.add_argument("--timesteps", type=_positive_int, default=20_000, help="online RL steps")
-    t.add_argument("--n-envs", type=_positive_int, default=4, help="parallel envs (PPO)")
+    t.add_argument("--n-envs", type=_positive_int, default=4,
+                   help="parallel envs (PPO): N days stepped in one pass by the id's native "
+                   "vector env")
+    t.add_argument("--vectorization", choices=["native", "dummy"], default="native",
+                   help="online RL: the native batched vector env (default) or SB3's "
+                   "DummyVecEnv (one env after another; ids without a vector entry point)")
     t.add_argument("--net-arch", default="64,64", help="hidden layer sizes, e.g. 64,64")
     t.add_argument("--learning-rate", type=float, default=3e-4)
     t.add_argument("--data", help="offline agents: dataset (.parquet) from bidenv collect")
@@ -305,7 +310,7 @@ def main(argv=None) -> int:
 
         config = TrainConfig(algo=args.algo, env_id=args.env, timesteps=args.timesteps,
                              seed=args.seed, n_envs=args.n_envs, net_arch=_net_arch(args.net_arch),
-                             learning_rate=args.learning_rate)
+                             learning_rate=args.learning_rate, vectorization=args.vectorization)
         try:
             out = train(config, args.out)
         except ValueError as exc:
