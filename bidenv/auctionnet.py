@@ -459,3 +459,315 @@ def synthetic_log(n_periods: int = 2, n_advertisers: int = 4, opportunities_per_
             }))
             ended = is_end
     return pd.concat(frames, ignore_index=True)[list(AUCTIONNET_COLUMNS)]
+
+
+# --------------------------------------------------------------------------------------------
+# The preprocessed trajectory file (trajectory_data.csv, *-rlData.csv)
+# --------------------------------------------------------------------------------------------
+#: The columns of the public trajectory file (one row per delivery period, advertiser and
+#: tick), in the published order: ``trajectory_data.csv`` of the competition's AIGB track and
+#: the ``*-rlData.csv`` files its baselines' data generators write.
+TRAJECTORY_COLUMNS = (
+    "deliveryPeriodIndex", "advertiserNumber", "advertiserCategoryIndex", "budget",
+    "CPAConstraint", "realAllCost", "realAllConversion", "timeStepIndex", "state", "action",
+    "reward", "reward_continuous", "done", "next_state",
+)
+#: The columns :func:`import_auctionnet_trajectories` reads (``realAllConversion`` and
+#: ``next_state`` are implied by the others).
+TRAJECTORY_REQUIRED = tuple(c for c in TRAJECTORY_COLUMNS
+                            if c not in ("realAllConversion", "next_state"))
+#: The 16 entries of the file's ``state`` tuple, in order. Means over past ticks are means of
+#: per-tick means over the tick's opportunities (``hist_`` all past ticks, ``last3_`` the last
+#: three), in raw units; opportunity counts are sums; 0 before the first tick.
+TRAJECTORY_STATE = (
+    "time_left", "budget_left", "hist_bid_mean", "last3_bid_mean", "hist_lwc_mean",
+    "hist_pvalue_mean", "hist_conversion_rate", "hist_win_rate", "last3_lwc_mean",
+    "last3_pvalue_mean", "last3_conversion_rate", "last3_win_rate", "cur_pvalue_mean",
+    "cur_opportunities", "last3_opportunities_sum", "hist_opportunities_sum",
+)
+_TRAJ_INTEGER = ("deliveryPeriodIndex", "advertiserNumber", "advertiserCategoryIndex",
+                 "timeStepIndex", "done")
+_TRAJ_POSITIVE = ("budget", "CPAConstraint")
+_TRAJ_NON_NEGATIVE = ("deliveryPeriodIndex", "advertiserNumber", "advertiserCategoryIndex",
+                      "realAllCost", "action", "reward", "reward_continuous")
+#: Per episode these must not change (the file repeats them on every row).
+_TRAJ_CONSTANT = ("advertiserCategoryIndex", "budget", "CPAConstraint", "realAllCost")
+
+
+def log_format(columns) -> str:
+    """Which public AuctionNet file a header belongs to: ``"trajectory"`` when it has the
+    ``state``, ``action`` and ``done`` columns of :data:`TRAJECTORY_COLUMNS`, else
+    ``"traffic"`` (the per-opportunity log of :data:`AUCTIONNET_COLUMNS`).
+
+    >>> log_format(TRAJECTORY_COLUMNS), log_format(AUCTIONNET_COLUMNS)
+    ('trajectory', 'traffic')
+    """
+    return "trajectory" if {"state", "action", "done"} <= set(columns) else "traffic"
+
+
+def file_format(path) -> str:
+    """:func:`log_format` of a CSV file's header.
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if it is not a readable CSV file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"AuctionNet file {str(path)!r} does not exist")
+    try:
+        header = pd.read_csv(path, nrows=0)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"AuctionNet file {path.name} is not a readable CSV file: {exc}") from None
+    return log_format(header.columns)
+
+
+def parse_states(values, where: str = "trajectory file", column: str = "state") -> np.ndarray:
+    """The ``state`` column's tuples as an ``(n, 16)`` float64 array, without evaluating code.
+
+    Accepts ``"(1.0, 0.5, ...)"`` and ``"[1.0, 0.5, ...]"``, also with numpy 2's
+    ``np.float64(0.5)`` spelling of the entries.
+
+    >>> parse_states(["(1.0, 0.5" + ", 0" * 14 + ")"])[0, :2].tolist()
+    [1.0, 0.5]
+    """
+    text = pd.Series(values, dtype=object).astype(str)
+    text = text.str.replace(r"(?:np|numpy)\.[A-Za-z_]+\d*\(", "", regex=True)
+    text = text.str.replace(r"[()\[\]\s]", "", regex=True)
+    parts = text.str.split(",", expand=True)
+    width = len(TRAJECTORY_STATE)
+    counts = parts.notna().sum(axis=1).to_numpy() if len(parts.columns) else np.zeros(len(text))
+    bad = counts != width
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{where}: column {column!r} must hold tuples of {width} numbers, "
+                         f"found {counts[i]} ({_first_row(bad, 0)})")
+    states = parts.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    finite = np.isfinite(states).all(axis=1)
+    if not finite.all():
+        raise ValueError(f"{where}: column {column!r} has a value that is not a finite number "
+                         f"({_first_row(~finite, 0)})")
+    return states
+
+
+def import_auctionnet_trajectories(csv_path, *, n_ticks: int = 48, max_alpha: float = MAX_ALPHA,
+                                   beta: float = 2.0) -> pd.DataFrame:
+    """Convert the public AuctionNet trajectory file (``trajectory_data.csv``) into a bidenv
+    trajectory frame, the same format :func:`import_auctionnet` makes from traffic logs.
+
+    The file (columns :data:`TRAJECTORY_COLUMNS`) has one row per (``deliveryPeriodIndex``,
+    ``advertiserNumber``, ``timeStepIndex``) with a 16-number ``state`` (:data:`TRAJECTORY_STATE`),
+    ``action = sum(bid) / sum(pValue)`` over the tick's opportunities, ``reward`` (conversions
+    of exposed opportunities), ``reward_continuous`` (their summed pValue) and ``done`` (1 at
+    the last tick or once the advertiser's budget ran out). How each of our columns is filled:
+
+    * one episode per (period, advertiser), numbered 0, 1, ... in sorted order; it ends at its
+      first ``done`` row (later rows, which the file keeps with zero bids after the budget ran
+      out, are dropped; the count is in the metadata); an episode without a ``done`` row keeps
+      ``done = False`` on its last row (a day cut short: a truncation, not a termination);
+    * the campaign: ``budget``, ``CPAConstraint`` (``"cpa"``), ``advertiserCategoryIndex``;
+    * ``cost`` (not in the file per tick) is derived: the spend before a tick is
+      ``budget x (1 - state budget_left)``, a tick's cost the difference to the next tick's,
+      the last tick's ``realAllCost`` minus the spend before it (clipped at 0);
+    * ``conversions`` is ``reward``; ``expected_conversions`` the running sum of
+      ``reward_continuous`` and ``expected_cost`` the realised cost, the same approximation
+      as :func:`import_auctionnet`; ``value`` and ``expected_value`` are 0; ``noise`` is NaN;
+      ``score``, ``expected_score`` and the ``reward`` increments come from these (exact
+      ``beta``);
+    * ``alpha = action / CPAConstraint`` (our bid is ``alpha x pValue x target``; a ratio of
+      sums, equal to :func:`import_auctionnet`'s mean ratio when bids are proportional to
+      pValue within a tick, as the public baselines bid); 1 for a tick without opportunities;
+      ``action = clip(log(alpha) / log(max_alpha), -1, 1)``;
+    * the observation, through :func:`bidenv.features.observe` with the definitions of
+      :func:`import_auctionnet`: bid, least winning cost, pValue and win-rate means from the
+      state; ``hist_/last3_conversion_mean`` (conversions per tick) from the past rows'
+      ``reward`` (the state holds a per-opportunity conversion *rate* instead); opportunity
+      counts from the state's sums divided by the day's realised mean volume per tick (all
+      rows of the episode, also those after its end); ``traffic_elapsed`` the share of that
+      volume before the tick; ``budget_left``, ``pace_error`` and ``constraint_ratio`` from
+      the derived spend and ``reward``; ``is_roi`` 0;
+    * the optional ``opp_*`` columns are not written (the file has no per-opportunity prices).
+
+    Args:
+        csv_path: Path of the CSV file, or a ``DataFrame`` with its columns.
+        n_ticks: Ticks of a day (``timeStepIndex`` must lie in ``[0, n_ticks)``).
+        max_alpha: The environment's action scale.
+        beta: Exponent of the CPA penalty in the score.
+
+    Returns:
+        The trajectory frame (:data:`bidenv.offline.COLUMNS`, ``behavior = "auctionnet"``),
+        metadata in ``frame.attrs["bidenv"]`` as :func:`import_auctionnet`'s with
+        ``format = "auctionnet_trajectory"`` and ``dropped_rows`` (rows after an episode's end).
+
+    Raises:
+        FileNotFoundError: if ``csv_path`` does not exist.
+        ValueError: for a bad argument, an unreadable file, a missing column, a non-numeric
+            or out-of-range value or a malformed ``state`` (naming the column and the first
+            row), a campaign or ``realAllCost`` that changes within an episode, or ticks with
+            gaps or duplicates.
+    """
+    if isinstance(n_ticks, bool) or not isinstance(n_ticks, (int, np.integer)) or n_ticks < 1:
+        raise ValueError(f"n_ticks must be an integer >= 1, got {n_ticks!r}")
+    if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha) and max_alpha > 1):
+        raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    if isinstance(csv_path, pd.DataFrame):
+        source, where, table = "<DataFrame>", "AuctionNet trajectory file", csv_path
+        columns = table.columns
+    else:
+        path = Path(csv_path)
+        source, where = path.name, f"AuctionNet trajectory file {path.name}"
+        if not path.is_file():
+            raise FileNotFoundError(f"AuctionNet trajectory file {str(path)!r} does not exist")
+        try:
+            columns = pd.read_csv(path, nrows=0).columns
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where} is not a readable CSV file: {exc}") from None
+    missing = [c for c in TRAJECTORY_REQUIRED if c not in set(columns)]
+    if missing:
+        raise ValueError(f"{where}: missing columns {missing} (the trajectory file has "
+                         f"{list(TRAJECTORY_COLUMNS)})")
+    if not isinstance(csv_path, pd.DataFrame):
+        try:
+            table = pd.read_csv(path, usecols=list(TRAJECTORY_REQUIRED))
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where} is not a readable CSV file: {exc}") from None
+    if len(table) == 0:
+        raise ValueError(f"{where} has no rows")
+    rows = len(table)
+    col = {}
+    for name in TRAJECTORY_REQUIRED:
+        if name == "state":
+            continue
+        s = table[name]
+        if pd.api.types.is_bool_dtype(s):
+            s = s.astype(np.int64)
+        numeric = pd.to_numeric(s, errors="coerce")
+        v = numeric.to_numpy(np.float64)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise ValueError(f"{where}: column {name!r} must hold finite numbers, found "
+                             f"{s.to_numpy()[np.flatnonzero(bad)[0]]!r} ({_first_row(bad, 0)})")
+        if name in _TRAJ_INTEGER and (v != np.round(v)).any():
+            raise ValueError(f"{where}: column {name!r} must hold integers "
+                             f"({_first_row(v != np.round(v), 0)})")
+        if name == "done" and ((v != 0) & (v != 1)).any():
+            raise ValueError(f"{where}: column 'done' must be 0 or 1 "
+                             f"({_first_row((v != 0) & (v != 1), 0)})")
+        if name in _TRAJ_POSITIVE and (v <= 0).any():
+            raise ValueError(f"{where}: column {name!r} must be > 0 ({_first_row(v <= 0, 0)})")
+        if name in _TRAJ_NON_NEGATIVE and (v < 0).any():
+            raise ValueError(f"{where}: column {name!r} must be >= 0 ({_first_row(v < 0, 0)})")
+        if name == "timeStepIndex" and ((v < 0) | (v >= n_ticks)).any():
+            raise ValueError(f"{where}: column 'timeStepIndex' must lie in [0, {n_ticks}) for "
+                             f"n_ticks={n_ticks} ({_first_row((v < 0) | (v >= n_ticks), 0)})")
+        col[name] = v.astype(np.int64) if name in _TRAJ_INTEGER else v
+    state = parse_states(table["state"].to_numpy(), where)
+    bad = (state[:, 1] > 1 + 1e-9) | (state[:, 13:] < 0).any(axis=1)
+    if bad.any():
+        raise ValueError(f"{where}: column 'state' needs budget_left (entry 1) <= 1 and "
+                         f"opportunity counts (entries 13-15) >= 0 ({_first_row(bad, 0)})")
+
+    order = np.lexsort((col["timeStepIndex"], col["advertiserNumber"],
+                        col["deliveryPeriodIndex"]))
+    col = {k: v[order] for k, v in col.items()}
+    state = state[order]
+    period, adv = col["deliveryPeriodIndex"], col["advertiserNumber"]
+    tick_all = col["timeStepIndex"]
+    new_ep = np.r_[True, (period[1:] != period[:-1]) | (adv[1:] != adv[:-1])]
+    ep_all = np.cumsum(new_ep) - 1
+    starts_all = np.flatnonzero(new_ep)
+    position = np.arange(len(tick_all)) - starts_all[ep_all]
+    if np.any(tick_all != position):
+        i = int(np.flatnonzero(tick_all != position)[0])
+        raise ValueError(f"{where}: deliveryPeriodIndex {period[i]}, advertiserNumber {adv[i]} "
+                         f"has no row for timeStepIndex {position[i]} (found {tick_all[i]} "
+                         "next); an advertiser's ticks must be 0, 1, 2, ... once each")
+    for name in _TRAJ_CONSTANT:
+        v = col[name]
+        changed = v != v[starts_all][ep_all]
+        if changed.any():
+            i = int(np.flatnonzero(changed)[0])
+            raise ValueError(f"{where}: column {name!r} changes within deliveryPeriodIndex "
+                             f"{period[i]}, advertiserNumber {adv[i]} (found "
+                             f"{v[starts_all][ep_all][i]:g} and {v[i]:g}); it must be "
+                             "constant for an advertiser's day")
+    day_volume = np.bincount(ep_all, weights=state[:, TRAJECTORY_STATE.index("cur_opportunities")])
+    # The episode ends at its first done row: drop the rows after it.
+    end = col["done"].astype(np.int64)
+    before = np.cumsum(end) - end
+    keep = (before - before[starts_all][ep_all]) == 0
+    ep, s = ep_all[keep], state[keep]
+    c = {k: v[keep] for k, v in col.items()}
+    n = len(ep)
+    idx = np.arange(n)
+    first = np.r_[True, ep[1:] != ep[:-1]]
+    last = np.r_[ep[1:] != ep[:-1], True]
+    start = np.flatnonzero(first)[np.cumsum(first) - 1]
+    tick = c["timeStepIndex"]
+    budget, target_cpa = c["budget"], c["CPAConstraint"]
+
+    def past(x, window=None):
+        cs = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+        lo = start if window is None else np.maximum(start, idx - window)
+        return cs[idx] - cs[lo]
+
+    def upto(x):
+        cs = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+        return cs[idx + 1] - cs[start]
+
+    # Per-tick cost from the spend before each tick (state's budget_left) and realAllCost.
+    spent_file = np.maximum(budget * (1.0 - s[:, 1]), 0.0)
+    next_spent = np.r_[spent_file[1:], 0.0]
+    cost = np.maximum(np.where(last, c["realAllCost"], next_spent) - spent_file, 0.0)
+    conversions = c["reward"]
+    spent_before, conv_before = past(cost), past(conversions)
+    n_past = tick.astype(np.float64)
+    n_last3 = np.minimum(n_past, 3.0)
+    safe = lambda d: np.maximum(d, 1.0)  # noqa: E731  (the sums are 0 where d is 0)
+    k = {name: s[:, i] for i, name in enumerate(TRAJECTORY_STATE)}
+    volume = day_volume[ep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elapsed = np.where(volume > 0, k["hist_opportunities_sum"] / volume, 0.0)
+    obs = observe(
+        tick=tick, n_ticks=n_ticks, spent=spent_before, budget=budget,
+        hist_means=[k["hist_bid_mean"], k["hist_lwc_mean"], k["hist_pvalue_mean"],
+                    conv_before / safe(n_past), k["hist_win_rate"],
+                    k["hist_opportunities_sum"] / safe(n_past)],
+        last3_means=[k["last3_bid_mean"], k["last3_lwc_mean"], k["last3_pvalue_mean"],
+                     past(conversions, 3) / safe(n_last3), k["last3_win_rate"],
+                     k["last3_opportunities_sum"] / safe(n_last3)],
+        cur_pvalue_mean=k["cur_pvalue_mean"], cur_count=k["cur_opportunities"],
+        per_tick=np.maximum(volume / n_ticks, 1e-12), elapsed=elapsed,
+        constraint_ratio=constraint_ratio("cpa", conv_before, 0.0, spent_before,
+                                          target_cpa=target_cpa),
+        is_roi=0.0)
+    alpha = np.where(k["cur_opportunities"] > 0, c["action"] / target_cpa, 1.0)
+    action = alpha_to_action(np.maximum(alpha, 1.0 / max_alpha), max_alpha).astype(np.float64)
+    cum_cost, cum_conv = upto(cost), upto(conversions)
+    score = cpa_score(cum_conv, cum_cost, target_cpa, beta)
+    prev_score = cpa_score(conv_before, spent_before, target_cpa, beta)
+    exp_conv = upto(c["reward_continuous"])
+    episode = np.cumsum(first) - 1
+    frame = pd.DataFrame({"episode": episode.astype(np.int64), "tick": tick.astype(np.int64)})
+    for i, name in enumerate(OBS_COLUMNS):
+        frame[name] = obs[:, i].astype(np.float64)
+    zeros = np.zeros(n)
+    frame = frame.assign(
+        action=action, alpha=alpha, reward=score - prev_score, done=last & (c["done"] == 1),
+        budget=budget, constraint="cpa", target_cpa=target_cpa, target_roi=np.nan,
+        category=c["advertiserCategoryIndex"].astype(np.int64), cost=cost,
+        conversions=conversions, value=zeros, score=score,
+        expected_score=cpa_score(exp_conv, cum_cost, target_cpa, beta),
+        expected_conversions=exp_conv, expected_cost=cum_cost, expected_value=zeros,
+        behavior="auctionnet", noise=np.nan)
+    frame = frame[list(COLUMNS)]
+    frame.attrs["bidenv"] = {
+        "source": source, "rows": int(rows), "format": "auctionnet_trajectory",
+        "n_ticks": int(n_ticks), "max_alpha": float(max_alpha), "beta": float(beta),
+        "behaviors": {"auctionnet": 1.0}, "dropped_rows": int(rows - n),
+        "episodes": [[int(e), int(p), int(a)] for e, (p, a) in
+                     enumerate(zip(period[starts_all].tolist(), adv[starts_all].tolist()))],
+    }
+    return frame

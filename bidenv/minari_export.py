@@ -17,6 +17,12 @@ Each episode of the trajectory frame becomes a Minari episode:
 * episode metadata: for days collected by :func:`experiments.collect.collect`, the reset ``seed``
   and ``options`` (the campaign) that replay the day in the environment.
 
+Every export records an environment spec (so that ``recover_environment`` and loaders that
+need ``spec.max_episode_steps``, such as d3rlpy's ``get_minari``, work): the environment that
+played the days for collected data, and :data:`IMPORTED_ENV_ID` (the full-scale environment,
+whose observation and action spaces the importers fill) for imported logs, whose description
+then starts by saying that the days are imported logs, not played in that environment.
+
 The observation space is the environment's (bounds of :data:`bidenv.env.FEATURES`), the action
 space ``Box(-1, 1, (1,), float32)``. The dataset's description carries the behaviour policy
 metadata of the file (mix, noise, seed, source).
@@ -38,6 +44,9 @@ from bidenv.features import FEATURES
 from bidenv.offline import OBS_COLUMNS, load_dataset, validate_frame
 
 _INFO_COLUMNS = ("score", "cost", "conversions", "value", "expected_score", "alpha")
+#: The environment recorded for data not collected in bidenv (imported AuctionNet logs): the
+#: full-scale day of the public benchmark (48 ticks, 48 advertisers, about 500k opportunities).
+IMPORTED_ENV_ID = "bidenv/AutoBidding-v0"
 
 
 def _import_minari():
@@ -132,7 +141,10 @@ def export_minari(frame_or_path, dataset_id: str, *, env_id: str | None = None,
         dataset_id: Minari id ``[namespace/]name-vN``, e.g. ``"bidenv/lite-mix-v0"``.
         env_id: Environment the data comes from (stored in the dataset so that
             ``recover_environment`` works). Default: the ``env_id`` of the file's metadata
-            for collected days (with the file's ``env_kwargs``), none for imported logs.
+            for collected days (with the file's ``env_kwargs``), :data:`IMPORTED_ENV_ID` for
+            anything else (imported logs; with their ``n_ticks`` if not the default). The
+            spec's ``max_episode_steps`` is the day's ``n_ticks`` when the file sets one, and
+            at least the longest episode.
         datasets_path: Root folder of Minari datasets (default: minari's own,
             ``MINARI_DATASETS_PATH`` or ``~/.minari/datasets``).
         author: Author recorded in the dataset.
@@ -160,20 +172,33 @@ def export_minari(frame_or_path, dataset_id: str, *, env_id: str | None = None,
     else:
         frame, meta = load_dataset(frame_or_path)
     buffers = episode_buffers(frame, meta)
-    if env_id is None and meta.get("source") == "bidenv.collect":
-        env_id = meta.get("env_id")
-    env_spec = None
-    if env_id is not None:
-        import dataclasses
+    collected = meta.get("source") == "bidenv.collect" and bool(meta.get("env_id"))
+    if env_id is None:
+        env_id = meta["env_id"] if collected else IMPORTED_ENV_ID
+    import dataclasses
+    import inspect
 
-        import bidenv  # noqa: F401  (registers the environments)
+    import bidenv  # noqa: F401  (registers the environments)
 
-        if env_id not in gym.registry:
-            raise ValueError(f"env_id {env_id!r} is not a registered environment")
-        env_spec = gym.spec(env_id)
-        env_kwargs = (meta.get("env_kwargs") or {}) if env_id == meta.get("env_id") else {}
-        if env_kwargs:  # the days were collected with extra constructor keywords
-            env_spec = dataclasses.replace(env_spec, kwargs={**env_spec.kwargs, **env_kwargs})
+    if env_id not in gym.registry:
+        raise ValueError(f"env_id {env_id!r} is not a registered environment")
+    env_spec = gym.spec(env_id)
+    env_kwargs = (meta.get("env_kwargs") or {}) if env_id == meta.get("env_id") else {}
+    if not collected and meta.get("n_ticks") is not None:  # imported logs: their day length
+        from bidenv.env import AutoBiddingEnv
+
+        default = env_spec.kwargs.get(
+            "n_ticks", inspect.signature(AutoBiddingEnv).parameters["n_ticks"].default)
+        if int(meta["n_ticks"]) != default:
+            env_kwargs = {**env_kwargs, "n_ticks": int(meta["n_ticks"])}
+    if env_kwargs:  # the days were collected with extra constructor keywords
+        env_spec = dataclasses.replace(env_spec, kwargs={**env_spec.kwargs, **env_kwargs})
+    # The time limit: the day's ticks when the days were not of the registered length, and
+    # never shorter than the longest episode.
+    steps = env_kwargs.get("n_ticks", env_spec.max_episode_steps)
+    steps = max(int(steps or 0), max(len(b["actions"]) for b in buffers))
+    if steps != env_spec.max_episode_steps:
+        env_spec = dataclasses.replace(env_spec, max_episode_steps=steps)
     low = np.array([f[2] for f in FEATURES], np.float32)
     high = np.array([f[3] for f in FEATURES], np.float32)
     observation_space = gym.spaces.Box(low, high, dtype=np.float32)
@@ -187,6 +212,12 @@ def export_minari(frame_or_path, dataset_id: str, *, env_id: str | None = None,
                        "tick; rewards are penalised-score increments. Metadata: "
                        + json.dumps({k: v for k, v in meta.items() if k != "episodes"},
                                     sort_keys=True, default=str))
+        if not collected:
+            description = (f"Imported logs ({meta.get('format', 'unknown format')}), not days "
+                           f"played in bidenv: the env spec {env_spec.id} is the environment "
+                           "whose observation and action spaces the data fills; episodes have "
+                           "no reset seed, so the recovered environment plays new days. "
+                           + description)
     from minari.data_collector import EpisodeBuffer
     from minari.storage import get_dataset_path
 
@@ -204,8 +235,6 @@ def export_minari(frame_or_path, dataset_id: str, *, env_id: str | None = None,
                 # minari's advice to set these optional fields; the description has the facts.
                 warnings.filterwarnings(
                     "ignore", r"`(code_permalink|author|author_email|eval_env)` is set to None")
-                if env_spec is None:  # imported logs: no environment, said in the description
-                    warnings.filterwarnings("ignore", "env_spec is None")
                 return minari.create_dataset_from_buffers(
                     dataset_id, episodes, env=env_spec, algorithm_name=algorithm_name,
                     author=author, observation_space=observation_space,

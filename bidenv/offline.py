@@ -178,6 +178,47 @@ def load_dataset(path) -> tuple[pd.DataFrame, dict]:
     return frame, meta
 
 
+def to_d4rl(dataset) -> dict[str, np.ndarray]:
+    """The D4RL-style flat arrays of a dataset, for offline-RL libraries such as d3rlpy.
+
+    One entry per row (episode, tick), episodes one after another in episode order:
+
+    * ``observations`` ``(N, F)`` float32 (the ``obs_*`` columns), ``actions`` ``(N, 1)``
+      float32, ``rewards`` ``(N,)`` float32 (score increments);
+    * ``terminals`` ``(N,)`` bool: the day ended (its last tick, or the budget ran out: the
+      frame's ``done``); ``timeouts`` ``(N,)`` bool: the last row of an episode whose last row
+      is not ``done`` (a day cut short in the log). Every episode ends with exactly one of the
+      two, so d3rlpy splits the episodes where they are;
+    * ``next_observations`` ``(N, F)`` float32: the next row's observation within the episode;
+      at an episode's last row its own observation (the frame does not log the state after the
+      last tick; the same convention as :mod:`bidenv.minari_export`).
+
+    Args:
+        dataset: A trajectory frame or the path of a Parquet dataset.
+
+    Build a d3rlpy dataset from it (d3rlpy 2.x)::
+
+        import d3rlpy
+        from bidenv.offline import to_d4rl
+        d = to_d4rl("data.parquet")
+        dataset = d3rlpy.dataset.MDPDataset(d["observations"], d["actions"], d["rewards"],
+                                            d["terminals"], timeouts=d["timeouts"])
+    """
+    frame = load_dataset(dataset)[0] if not isinstance(dataset, pd.DataFrame) else \
+        validate_frame(dataset)
+    ep = frame["episode"].to_numpy()
+    last = np.r_[ep[1:] != ep[:-1], True]
+    done = frame["done"].to_numpy(bool)
+    obs = frame[OBS_COLUMNS].to_numpy(np.float32)
+    following = np.r_[obs[1:], obs[-1:]]
+    return {"observations": obs,
+            "actions": frame["action"].to_numpy(np.float32)[:, None],
+            "rewards": frame["reward"].to_numpy(np.float32),
+            "terminals": last & done,
+            "timeouts": last & ~done,
+            "next_observations": np.where(last[:, None], obs, following)}
+
+
 # --------------------------------------------------------------------------------------------
 # Arrays for training
 # --------------------------------------------------------------------------------------------

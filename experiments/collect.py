@@ -2,7 +2,8 @@
 
 ``bidenv collect --episodes N --behavior NAME --seed S --out FILE.parquet`` logs N simulated
 days of a behaviour mix (:func:`collect`); ``bidenv import-auctionnet CSV --out
-FILE.parquet`` converts a public AuctionNet traffic log (:mod:`bidenv.auctionnet`). Both write
+FILE.parquet`` converts public AuctionNet traffic logs or the preprocessed
+``trajectory_data.csv`` (:mod:`bidenv.auctionnet`; several files or globs). Both write
 the file atomically and print what they wrote.
 
 Hindsight expert and per-day yardstick
@@ -539,17 +540,21 @@ def expand_log_paths(csv_paths) -> list[Path]:
 
 def import_auctionnet_logs(csv_paths, *, n_ticks: int = 48, max_alpha: float = 10.0,
                            beta: float = 2.0) -> pd.DataFrame:
-    """Import several AuctionNet traffic logs as one dataset: each file as
-    :func:`bidenv.auctionnet.import_auctionnet`, episodes renumbered to follow the previous
-    files' (0, 1, ... over all files in order). The metadata's ``episodes`` rows gain the file
-    (``[episode, period, advertiser, file index]``), ``sources`` lists the files and ``rows``
-    sums their log rows."""
-    from bidenv.auctionnet import import_auctionnet
+    """Import several AuctionNet files as one dataset: each file as
+    :func:`bidenv.auctionnet.import_auctionnet` (a traffic log) or
+    :func:`bidenv.auctionnet.import_auctionnet_trajectories` (the preprocessed
+    ``trajectory_data.csv``), told apart by the header (:func:`bidenv.auctionnet.file_format`),
+    episodes renumbered to follow the previous files' (0, 1, ... over all files in order). The
+    metadata's ``episodes`` rows gain the file (``[episode, period, advertiser, file index]``),
+    ``sources`` lists the files, ``formats`` their formats and ``rows`` sums their rows."""
+    from bidenv.auctionnet import file_format, import_auctionnet, import_auctionnet_trajectories
 
     frames, episodes, rows, offset = [], [], 0, 0
     paths = expand_log_paths(csv_paths)
     for i, path in enumerate(paths):
-        frame = import_auctionnet(path, n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
+        importer = (import_auctionnet_trajectories if file_format(path) == "trajectory"
+                    else import_auctionnet)
+        frame = importer(path, n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
         meta = frame.attrs["bidenv"]
         frame = frame.assign(episode=frame["episode"] + offset)
         episodes += [[e + offset, *rest, i] for e, *rest in meta["episodes"]]
@@ -557,8 +562,13 @@ def import_auctionnet_logs(csv_paths, *, n_ticks: int = 48, max_alpha: float = 1
         rows += meta["rows"]
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    formats = [f.attrs["bidenv"]["format"] for f in frames]
     out.attrs["bidenv"] = {**frames[0].attrs["bidenv"], "rows": int(rows),
-                           "episodes": episodes, "sources": [p.name for p in paths]}
+                           "episodes": episodes, "sources": [p.name for p in paths],
+                           "formats": formats, "format": "+".join(dict.fromkeys(formats))}
+    dropped = [f.attrs["bidenv"].get("dropped_rows", 0) for f in frames]
+    if "auctionnet_trajectory" in formats:  # rows after an episode's end
+        out.attrs["bidenv"]["dropped_rows"] = int(sum(dropped))
     if len(paths) > 1:
         out.attrs["bidenv"]["source"] = ", ".join(p.name for p in paths)
     return out

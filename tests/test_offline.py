@@ -371,7 +371,9 @@ def test_minari_export_without_an_environment(tmp_path):
     with pytest.raises(ValueError, match="data_format"):
         export_minari(frame, "an-v0", datasets_path=tmp_path, data_format="csv")
     ds = export_minari(frame, "an-v0", datasets_path=tmp_path)
-    assert ds.spec.env_spec is None and ds.total_episodes == 2 and ds.total_steps == 5
+    # Imported logs get the env they model (an export always records an env spec).
+    assert ds.spec.env_spec.id == "bidenv/AutoBidding-v0"
+    assert ds.total_episodes == 2 and ds.total_steps == 5
     assert "auctionnet=1" in ds.storage.metadata["algorithm_name"]
     first = next(iter(ds.iterate_episodes()))
     np.testing.assert_allclose(first.rewards, [0.25, 3.75, 125 / 36 - 4])
