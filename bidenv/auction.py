@@ -48,24 +48,95 @@ Conventions
       for tie-free inputs and their results do not depend on the ``rng`` state.
 
 Rows are processed in chunks of ``chunk_rows`` rows so that the working set
-stays in cache; the top ``K + 1`` bids of each row are found with
-``np.argpartition`` and only those ``K + 1`` columns are sorted.
+stays in cache. The entry test and the top ``K + 1`` entering bids of each row
+come from one of two backends, chosen in one place (:data:`BACKEND`,
+:func:`set_backend`):
+
+``"numba"`` (the default when numba is importable)
+    A compiled kernel makes one pass over each row, testing entry and keeping
+    the ``K + 1`` largest entering bids in an insertion-sorted buffer.
+``"numpy"`` (the fallback, or forced with the environment variable
+    ``BIDENV_NUMBA=0``)
+    ``np.argpartition`` finds the top ``K + 1`` bids and only those columns
+    are sorted.
+
+Both feed the same tie-breaking and pricing code, so results, and the
+``rng`` state afterwards, are identical. The only freedom is one neither
+mechanism exposes: which of several *equal* bids fills an ``order`` position
+whose tie no outcome depends on (a tie between the last of the ``K_r + 1``
+reported bids and an unreported one); the numpy backend leaves that to
+``argpartition``, the numba one takes the lowest advertiser index.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import numbers
+import os
 import threading
+import warnings
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from bidenv.validation import check_choice, check_int, check_number
 
-__all__ = ["MECHANISMS", "AuctionResult", "run_auction", "validate_exposure"]
+__all__ = ["BACKENDS", "MECHANISMS", "AuctionResult", "numba_available", "run_auction",
+           "set_backend", "use_backend", "validate_exposure"]
 
 MECHANISMS: tuple[str, ...] = ("gsp", "first_price", "vcg")
 """Names of the supported pricing mechanisms."""
+
+BACKENDS: tuple[str, ...] = ("numba", "numpy")
+"""Backends that find each row's entering bids and their top ``K + 1``."""
+
+
+def numba_available() -> bool:
+    """Whether numba is installed (checked without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def _default_backend() -> str:
+    """``"numba"`` if it is installed and ``BIDENV_NUMBA`` is not ``0``, else ``"numpy"``."""
+    off = os.environ.get("BIDENV_NUMBA", "").strip().lower() in ("0", "false", "no", "off")
+    return "numba" if not off and numba_available() else "numpy"
+
+
+BACKEND: str = _default_backend()
+"""The backend :func:`run_auction` uses; change it with :func:`set_backend` only."""
+
+
+def set_backend(name: str | None = None) -> str:
+    """Choose the auction backend for the whole process; returns the previous one.
+
+    Args:
+        name: ``"numba"``, ``"numpy"``, or ``None`` for the default (numba if it is
+            installed and the environment variable ``BIDENV_NUMBA`` is not ``0``).
+
+    Raises:
+        ValueError: If ``name`` is unknown, or ``"numba"`` while numba is not installed.
+    """
+    global BACKEND
+    previous = BACKEND
+    if name is None:
+        name = _default_backend()
+    check_choice("backend", name, BACKENDS)
+    if name == "numba" and not numba_available():
+        raise ValueError("backend 'numba' needs numba: pip install numba")
+    BACKEND = name
+    return previous
+
+
+@contextlib.contextmanager
+def use_backend(name: str | None) -> Iterator[str]:
+    """Context manager: run the block with backend ``name`` (see :func:`set_backend`)."""
+    previous = set_backend(name)
+    try:
+        yield BACKEND
+    finally:
+        set_backend(previous)
 
 
 class AuctionResult(NamedTuple):
@@ -277,6 +348,7 @@ def run_auction(
     exposure: Any = None,
     eligible: Any = None,
     chunk_rows: int = 16384,
+    row_groups: Any = None,
 ) -> AuctionResult:
     """Clear a multi-slot auction on every row of ``bids``.
 
@@ -298,6 +370,11 @@ def run_auction(
         eligible: Optional ``(n, k)`` boolean mask; advertiser ``a`` may only
             enter row ``r`` if ``eligible[r, a]``. ``None`` means all eligible.
         chunk_rows: Rows processed per chunk (memory/cache trade-off only).
+        row_groups: Optional ``(G + 1,)`` non-decreasing row offsets from 0 to ``n``:
+            rows ``row_groups[g]:row_groups[g + 1]`` are group ``g`` (e.g. one day's tick of
+            several days cleared in one pass), and ``rng`` is then a sequence of ``G``
+            generators, group ``g`` breaking its ties with ``rng[g]``. Each group's result,
+            and what its generator draws, is exactly that of clearing its rows alone.
 
     Returns:
         An :class:`AuctionResult` with ``order``/``top_bids`` of shape
@@ -329,10 +406,7 @@ def run_auction(
     expo = _as_run_exposure(exposure, n, k_max) if mechanism == "vcg" else None
     elig = _as_eligible(eligible, (n, k))
     chunk_rows = check_int("chunk_rows", chunk_rows, 1)
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
-        )
+    bounds, rngs = _as_groups(row_groups, rng, n)
 
     width = k_max + 1
     dtype = bids_arr.dtype
@@ -346,47 +420,64 @@ def run_auction(
         threshold = _float32_threshold(reserve) if reserve > 0.0 else None
     else:
         threshold = np.float64(reserve) if reserve > 0.0 else None
-    neg_inf = dtype.type(-np.inf)
-    pos_inf = dtype.type(np.inf)
     chunk = int(min(chunk_rows, max(n, 1)))
-    masked_buf, mask_buf, tmp_buf = _workspace(chunk, k, dtype)
     slot_cols = np.arange(k_max)
 
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        m = stop - start
-        b = bids_arr[start:stop]
-        mask = mask_buf[:m]
-        masked = masked_buf[:m]
-        # Entry: finite, >= reserve, > 0 (NaN compares False everywhere).
-        if threshold is None:
-            np.greater(b, 0, out=mask)
+    kernel = _numba_kernel() if BACKEND == "numba" and n > 0 else None
+    if kernel is not None:
+        # One compiled pass: entry and the top K + 1 entering bids of every row.
+        if elig is None:
+            elig_arg, has_elig = np.ones((1, 1), dtype=bool), False
         else:
-            np.greater_equal(b, threshold, out=mask)
-        np.less(b, pos_inf, out=tmp_buf[:m])
-        mask &= tmp_buf[:m]
-        if elig is not None:
-            mask &= elig[start:stop]
-        # Non-entering cells become 0 (entering bids are > 0, so "<= 0" means "out"). A
-        # multiply is ~7x faster than copyto(where=mask) on irregular masks; NaN/inf bids
-        # (which the multiply would turn into NaN) take the slow path.
-        with np.errstate(invalid="ignore"):
-            np.multiply(b, mask, out=masked)
-        if np.isnan(masked).any():
-            masked.fill(0)
-            np.copyto(masked, b, where=mask)
+            elig_arg, has_elig = np.ascontiguousarray(elig), True
+        kernel(np.ascontiguousarray(bids_arr), 0.0 if threshold is None else float(threshold),
+               threshold is not None, elig_arg, has_elig, order, top_bids)
+    else:
+        masked_buf, mask_buf, tmp_buf = _workspace(chunk, k, dtype)
 
+    # Chunks restart at every group, so that each group is chunked (and its ties drawn)
+    # exactly as alone.
+    segments = [(start, min(start + chunk, hi), g_rng)
+                for lo, hi, g_rng in zip(bounds[:-1], bounds[1:], rngs)
+                for start in range(lo, hi, chunk)]
+    if kernel is not None:
+        # Every row's candidates are known: look only at the chunks with a tie to break.
+        flagged = _tied_rows(top_bids, k_max, row_slots) if len(rngs) > 1 else None
+        for start, stop, g_rng in segments:
+            if flagged is not None and not flagged[start:stop].any():
+                continue
+            b = bids_arr[start:stop]
+            el = None if elig is None else elig[start:stop]
+            o, vals = order[start:stop], top_bids[start:stop]
+            if _break_ties(
+                lambda rows, b=b, el=el: _entry_values(
+                    b[rows], threshold, None if el is None else el[rows]),
+                o, vals, k_max, None if row_slots is None else row_slots[start:stop], g_rng,
+            ):
+                none = vals <= 0
+                o[none] = -1
+                vals[none] = -np.inf
+        # Pricing is row by row: chunks of the whole array, whatever the groups.
+        segments = [(start, min(start + chunk, n), None) for start in range(0, n, chunk)]
+
+    for start, stop, g_rng in segments:
+        m = stop - start
         kr = None if row_slots is None else row_slots[start:stop]
-        idx, vals = _top_sorted(masked, width)
-        vals[vals <= 0] = neg_inf
-        _break_ties(masked, idx, vals, k_max, kr, rng)
-
         o = order[start:stop]
-        np.copyto(o, idx)
-        none = vals <= 0
-        o[none] = -1
-        vals[none] = neg_inf
-        top_bids[start:stop] = vals
+        if kernel is not None:
+            vals = top_bids[start:stop]
+        else:
+            el = None if elig is None else elig[start:stop]
+            masked = _entry_values(bids_arr[start:stop], threshold, el, masked_buf[:m],
+                                   mask_buf[:m], tmp_buf[:m])
+            idx, vals = _top_sorted(masked, width)
+            vals[vals <= 0] = -np.inf
+            _break_ties(lambda rows, masked=masked: masked[rows], idx, vals, k_max, kr, g_rng)
+            np.copyto(o, idx)
+            none = vals <= 0
+            o[none] = -1
+            vals[none] = -np.inf
+            top_bids[start:stop] = vals
 
         _price_chunk(
             o,
@@ -402,6 +493,84 @@ def run_auction(
         )
 
     return AuctionResult(order, top_bids, winners, prices, lwc)
+
+
+def _as_groups(row_groups: Any, rng: Any, n: int) -> tuple[list[int], list]:
+    """Validate ``row_groups`` and ``rng``; return the offsets and one generator per group."""
+    if row_groups is None:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
+            )
+        return [0, n], [rng]
+    bounds = np.asarray(row_groups)
+    if (bounds.ndim != 1 or bounds.size < 2 or not np.issubdtype(bounds.dtype, np.integer)
+            or bounds[0] != 0 or bounds[-1] != n or np.any(np.diff(bounds) < 0)):
+        raise ValueError(f"row_groups must be non-decreasing integer row offsets from 0 to "
+                         f"n = {n}, got {row_groups!r}")
+    rngs = list(rng) if not isinstance(rng, np.random.Generator) else []
+    if len(rngs) != bounds.size - 1 or not all(
+            isinstance(g, np.random.Generator) for g in rngs):
+        raise TypeError(f"rng must be a sequence of {bounds.size - 1} numpy.random.Generator "
+                        "(one per row group) when row_groups is given")
+    return [int(b) for b in bounds], rngs
+
+
+_NUMBA_KERNEL: Any = None
+
+
+def _numba_kernel() -> Any:
+    """The compiled top-``K + 1`` kernel, imported on first use; ``None`` if numba fails.
+
+    If importing numba fails (a broken install, a numpy it does not support), warns once and
+    switches :data:`BACKEND` to ``"numpy"`` for the rest of the process.
+    """
+    global _NUMBA_KERNEL, BACKEND
+    if _NUMBA_KERNEL is None:
+        try:
+            from bidenv._auction_numba import top_entering
+        except Exception as exc:  # noqa: BLE001 - any import failure means "use numpy"
+            warnings.warn(f"bidenv: numba auction backend unavailable ({exc!r}); using numpy",
+                          RuntimeWarning, stacklevel=3)
+            BACKEND = "numpy"
+            return None
+        _NUMBA_KERNEL = top_entering
+    return _NUMBA_KERNEL
+
+
+def _entry_values(
+    b: np.ndarray,
+    threshold: Any,
+    elig: np.ndarray | None,
+    out: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    tmp: np.ndarray | None = None,
+) -> np.ndarray:
+    """``b`` where the bid enters, ``0`` elsewhere (entering bids are ``> 0``).
+
+    Entry: finite, ``>= threshold`` (``> 0`` when ``threshold`` is None), eligible. ``out``,
+    ``mask`` and ``tmp`` are optional scratch arrays of ``b``'s shape.
+    """
+    if out is None:
+        out = np.empty(b.shape, dtype=b.dtype)
+        mask = np.empty(b.shape, dtype=bool)
+        tmp = np.empty(b.shape, dtype=bool)
+    if threshold is None:
+        np.greater(b, 0, out=mask)
+    else:
+        np.greater_equal(b, threshold, out=mask)
+    np.less(b, b.dtype.type(np.inf), out=tmp)
+    mask &= tmp
+    if elig is not None:
+        mask &= elig
+    # A multiply is ~7x faster than copyto(where=mask) on irregular masks; NaN/inf bids
+    # (which the multiply would turn into NaN) take the slow path.
+    with np.errstate(invalid="ignore"):
+        np.multiply(b, mask, out=out)
+    if np.isnan(out).any():
+        out.fill(0)
+        np.copyto(out, b, where=mask)
+    return out
 
 
 _WORKSPACE = threading.local()
@@ -451,14 +620,24 @@ def _top_sorted(masked: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]
     return idx, vals
 
 
+def _tied_rows(vals: np.ndarray, k_max: int, kr: np.ndarray | None) -> np.ndarray:
+    """(n,) bool: rows whose outcome depends on a tie among their sorted top bids ``vals``
+    (two adjacent equal entering bids among the first ``K_r + 1``)."""
+    head = vals[:, :k_max]
+    tied = (head == vals[:, 1:]) & (head > -np.inf)
+    if kr is not None:
+        tied &= np.arange(k_max) < kr[:, None]
+    return tied.any(axis=1)
+
+
 def _break_ties(
-    masked: np.ndarray,
+    masked_rows: Any,
     idx: np.ndarray,
     vals: np.ndarray,
     k_max: int,
     kr: np.ndarray | None,
     rng: np.random.Generator,
-) -> None:
+) -> bool:
     """Re-rank, uniformly at random, rows whose winners depend on a tie.
 
     A row needs re-ranking when two adjacent entries among its top
@@ -469,17 +648,15 @@ def _break_ties(
     ``K + 1``) are gathered, so that all candidates are present however
     argpartition split equal values, and sorted by bid with uniformly random
     secondary keys. Every advertiser in a tied group is therefore equally
-    likely to take each of the group's positions. ``idx`` and ``vals`` are
-    updated in place; nothing is drawn from ``rng`` when no row needs it.
+    likely to take each of the group's positions. ``masked_rows(rows)`` returns
+    the chunk's bids at ``rows`` with non-entering ones ``<= 0``. ``idx`` and
+    ``vals`` are updated in place; nothing is drawn from ``rng`` when no row
+    needs it. Returns whether any row was re-ranked.
     """
-    head = vals[:, :k_max]
-    tied = (head == vals[:, 1:]) & (head > -np.inf)
-    if kr is not None:
-        tied &= np.arange(k_max) < kr[:, None]
-    rows = np.flatnonzero(tied.any(axis=1))
+    rows = np.flatnonzero(_tied_rows(vals, k_max, kr))
     if rows.size == 0:
-        return
-    sub = masked[rows]
+        return False
+    sub = masked_rows(rows)
     k = sub.shape[1]
     width = idx.shape[1]
     # Value of the first loser b_{K_r+1} (-inf if fewer entered).
@@ -502,6 +679,7 @@ def _break_ties(
     if part is not None:
         perm = np.take_along_axis(part, perm, axis=1)
     idx[rows, :w] = perm
+    return True
 
 
 def _price_chunk(

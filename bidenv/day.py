@@ -24,7 +24,7 @@ import numpy as np
 from bidenv.auction import run_auction
 from bidenv.campaign import Campaign, CampaignArrays
 from bidenv.features import HISTORY_STEMS, observe
-from bidenv.market import clear_with_budgets
+from bidenv.market import clear_days_with_budgets, clear_with_budgets
 from bidenv.scoring import constraint_ratio
 from bidenv.traffic import SlotSettings, TrafficSource
 
@@ -405,14 +405,65 @@ def slot_rows(batch, default: SlotSettings):
 
 def play_ticks(days: Sequence[MarketDay], alphas: Sequence[np.ndarray],
                hooks: Sequence[AuctionHook | None] | None = None) -> list[TickStats]:
-    """Play one tick on each of several independent days, as one batch.
+    """Play one tick on each of several independent days, their auctions in one pass.
 
-    The result is the same as ``[day.play_tick(alpha, hook) for ...]`` (every day draws from
-    its own random streams in the same order); the batch only saves work. Used by
-    :class:`bidenv.vector.AutoBiddingVectorEnv`.
+    The result is the same as ``[day.play_tick(alpha, hook) for ...]``: every day draws from
+    its own random streams exactly what it would alone (:func:`bidenv.market.
+    clear_days_with_budgets`). Days are cleared together when their ticks have the same
+    advertiser count, slot count and exposure layout (the usual case: days of one vector env);
+    the others in their own groups. Used by :class:`bidenv.vector.AutoBiddingVectorEnv`.
     """
-    hooks = [None] * len(days) if hooks is None else hooks
-    stats = [day.simulate_tick(alpha, hook) for day, alpha, hook in zip(days, alphas, hooks)]
+    hooks = [None] * len(days) if hooks is None else list(hooks)
+    n_rows = np.array([day.batch.n for day in days], np.int64)
+    k = days[0].k if days else 0
+    if days and all(day.k == k for day in days):
+        buffer = np.empty((int(n_rows.sum()), k), np.float32)
+        starts = np.concatenate([[0], np.cumsum(n_rows)])
+        plans = [day.plan_tick(alpha, out=buffer[starts[i]:starts[i + 1]])
+                 for i, (day, alpha) in enumerate(zip(days, alphas))]
+    else:
+        buffer, plans = None, [day.plan_tick(alpha) for day, alpha in zip(days, alphas)]
+    groups: dict = {}
+    for i, (day, plan) in enumerate(zip(days, plans)):
+        per_row = np.ndim(plan.n_slots) > 0
+        layout = (day.k, plan.shown.shape[1], per_row, day.reserve_price, day.mechanism,
+                  None if per_row else tuple(np.asarray(plan.exposure).tolist()))
+        groups.setdefault(layout, []).append(i)
+    results: list = [None] * len(days)
+    for (_, _, per_row, reserve, mechanism, _), members in groups.items():
+        if len(members) == 1:
+            i = members[0]
+            day, plan = days[i], plans[i]
+            results[i] = clear_with_budgets(
+                plan.bids, plan.budget_left, plan.shown, n_slots=plan.n_slots,
+                rng=day.rng_ties, reserve=reserve, mechanism=mechanism,
+                exposure=plan.exposure, eligible=plan.eligible, dropped=day.exhausted)
+            continue
+        group = [plans[i] for i in members]
+        cat = lambda arrays: np.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # noqa: E731
+        bounds = np.concatenate([[0], np.cumsum([p.bids.shape[0] for p in group])])
+        # The clearing withdraws bidders in place: hand it the days' own bid rows (one slice of
+        # the shared buffer when the group's days are adjacent), so their plans see it.
+        adjacent = buffer is not None and members == list(range(members[0], members[-1] + 1))
+        bids = (buffer[starts[members[0]]:starts[members[-1] + 1]] if adjacent
+                else cat([p.bids for p in group]))
+        eligible = None
+        if any(p.eligible is not None for p in group):
+            eligible = cat([np.ones(p.bids.shape, bool) if p.eligible is None else p.eligible
+                            for p in group])
+        cleared = clear_days_with_budgets(
+            bids, bounds, np.stack([p.budget_left for p in group]),
+            cat([p.shown for p in group]),
+            n_slots=cat([p.n_slots for p in group]) if per_row else group[0].n_slots,
+            rngs=[days[i].rng_ties for i in members], reserve=reserve, mechanism=mechanism,
+            exposure=cat([p.exposure for p in group]) if per_row else group[0].exposure,
+            eligible=eligible, dropped=[days[i].exhausted for i in members])
+        for j, (i, res) in enumerate(zip(members, cleared)):
+            results[i] = res
+            if not adjacent:
+                plans[i].bids[...] = bids[bounds[j]:bounds[j + 1]]
+    stats = [day.settle_tick(plan, res, hook)
+             for day, plan, res, hook in zip(days, plans, results, hooks)]
     for day in days:
         day.advance()
     return stats

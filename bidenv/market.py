@@ -37,13 +37,21 @@ def clear_with_budgets(bids: np.ndarray, budget_left: np.ndarray, shown: np.ndar
     Returns:
         The :class:`~bidenv.auction.AuctionResult` after all drops.
     """
+    deep = run_auction(bids, n_slots=n_slots + 1, rng=rng, reserve=reserve, mechanism="gsp",
+                       eligible=eligible)
+    return _enforce_budgets(deep.order, deep.top_bids, bids, budget_left, shown,
+                            n_slots=n_slots, rng=rng, reserve=reserve, mechanism=mechanism,
+                            exposure=exposure, eligible=eligible, dropped=dropped)
+
+
+def _enforce_budgets(order, top, bids, budget_left, shown, *, n_slots, rng, reserve,
+                     mechanism, exposure, eligible, dropped) -> AuctionResult:
+    """Price the rows from their K + 2 best entering bids (``order``, ``top``: the deep
+    auction, updated in place), then withdraw bidders who cannot afford a purchase, in row
+    order, as :func:`clear_with_budgets` describes."""
     n, k = bids.shape
     per_row = np.ndim(n_slots) > 0
     deeper = n_slots + 1
-    # One spare candidate per row: clear as if there were one more slot, price K slots.
-    deep = run_auction(bids, n_slots=deeper, rng=rng, reserve=reserve, mechanism="gsp",
-                       eligible=eligible)
-    order, top = deep.order, deep.top_bids
     width = order.shape[1] - 1  # K + 1
     spare = np.ones(n, bool)
 
@@ -119,3 +127,52 @@ def clear_with_budgets(bids: np.ndarray, budget_left: np.ndarray, shown: np.ndar
         res.order[hit] = order[hit, :width]
         res.top_bids[hit] = top[hit, :width]
     raise RuntimeError("budget clearing did not converge")  # pragma: no cover
+
+
+def clear_days_with_budgets(bids: np.ndarray, bounds: np.ndarray, budget_left: np.ndarray,
+                            shown: np.ndarray, *, n_slots, rngs, reserve: float = 0.0,
+                            mechanism: str = "gsp", exposure=None, eligible=None,
+                            dropped=None) -> list[AuctionResult]:
+    """:func:`clear_with_budgets` for the ticks of several independent days in one pass.
+
+    Day ``d`` owns rows ``bounds[d]:bounds[d + 1]`` of ``bids`` (and of ``shown``, and of
+    ``n_slots``, ``exposure`` and ``eligible`` when they are per row), its own budgets
+    ``budget_left[d]`` ((D, k) array), tie-breaking generator ``rngs[d]`` and ``dropped[d]``
+    (a (k,) bool array per day, or None). Result ``d``
+    equals ``clear_with_budgets`` on day ``d``'s rows alone with ``rngs[d]`` (every generator
+    draws what it would alone), provided every day's rows have the same slot count
+    ``max(n_slots)``. One auction pass finds every row's candidates and prices them; only the
+    days where somebody cannot afford a purchase go through the withdrawal loop, each on its
+    own rows.
+    """
+    bounds = np.asarray(bounds, dtype=np.int64)
+    n_days, k = budget_left.shape
+    deep = run_auction(bids, n_slots=n_slots + 1, rng=list(rngs), row_groups=bounds,
+                       reserve=reserve, mechanism="gsp", eligible=eligible)
+    order, top = deep.order, deep.top_bids
+    width = order.shape[1] - 1
+    res = price_sorted(np.ascontiguousarray(order[:, :width]),
+                       np.ascontiguousarray(top[:, :width]), n_slots=n_slots,
+                       reserve=reserve, mechanism=mechanism, exposure=exposure)
+    K = res.winners.shape[1]
+    flat = np.flatnonzero((res.winners >= 0) & shown)
+    day = np.searchsorted(bounds, flat // K, side="right") - 1
+    spent = np.bincount(day * k + res.winners.ravel()[flat], weights=res.prices.ravel()[flat],
+                        minlength=n_days * k).reshape(n_days, k)
+    over = (spent > budget_left).any(axis=1)
+    per_row = lambda a, lo, hi: a[lo:hi] if np.ndim(a) > 0 else a  # noqa: E731
+    out = []
+    for d in range(n_days):
+        lo, hi = int(bounds[d]), int(bounds[d + 1])
+        if over[d]:
+            out.append(_enforce_budgets(
+                order[lo:hi], top[lo:hi], bids[lo:hi], budget_left[d], shown[lo:hi],
+                n_slots=per_row(n_slots, lo, hi), rng=rngs[d], reserve=reserve,
+                mechanism=mechanism,
+                exposure=exposure if exposure is None or np.ndim(exposure) < 2 else
+                exposure[lo:hi],
+                eligible=None if eligible is None else eligible[lo:hi],
+                dropped=None if dropped is None else dropped[d]))
+        else:
+            out.append(AuctionResult(*(field[lo:hi] for field in res)))
+    return out

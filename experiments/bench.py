@@ -6,12 +6,20 @@ generation alone, and (c) a full environment day (traffic, competitors' bids, au
 budgets, outcomes, observations) driven by a budget-pacing bidder, all measured in the same
 process, with their ratio and the peak memory a day allocates (tracemalloc, which numpy
 reports its arrays to).
+
+The kernel figure is always the bare *numpy* backend (the yardstick of the issue's goal: a
+full day at least as fast as that kernel alone); the day runs with the auction backend in use
+(:data:`bidenv.auction.BACKEND`), which is printed, and when that is not numpy the same kernel
+is also timed under it. Kernel and day repetitions alternate (kernel, day, kernel, day, ...) so
+that a shared machine's load shifts both alike, and every figure is the median of the
+repetitions.
 """
 
 from __future__ import annotations
 
 import platform
 import resource
+import statistics
 import time
 import tracemalloc
 
@@ -19,20 +27,43 @@ import gymnasium as gym
 import numpy as np
 
 import bidenv  # noqa: F401  (registers the environments)
-from bidenv.auction import run_auction
+from bidenv import auction
+from bidenv.auction import run_auction, use_backend
 from bidenv.competitors import HeuristicBidder
 
 
-def bench_kernel(n: int, k: int, n_slots: int, repeats: int, seed: int) -> float:
-    """Best-of-``repeats`` opportunities/second of the bare GSP kernel on (n, k) bids."""
+def kernel_bids(n: int, k: int, seed: int) -> np.ndarray:
+    """The kernel benchmark's (n, k) float32 bids."""
     rng = np.random.default_rng(seed)
-    bids = (0.05 * rng.lognormal(0.0, 0.8, size=(n, k))).astype(np.float32)
-    best = np.inf
-    for _ in range(repeats):
+    return (0.05 * rng.lognormal(0.0, 0.8, size=(n, k))).astype(np.float32)
+
+
+def time_kernel(bids: np.ndarray, n_slots: int, rng: np.random.Generator,
+                backend: str = "numpy") -> float:
+    """Seconds of one bare GSP kernel call on ``bids`` under ``backend``."""
+    with use_backend(backend):
         start = time.perf_counter()
         run_auction(bids, n_slots=n_slots, rng=rng, reserve=0.01, mechanism="gsp")
-        best = min(best, time.perf_counter() - start)
-    return n / best
+        return time.perf_counter() - start
+
+
+def bench_kernel(n: int, k: int, n_slots: int, repeats: int, seed: int,
+                 backend: str = "numpy") -> float:
+    """Median opportunities/second over ``repeats`` bare GSP kernel calls on (n, k) bids."""
+    bids, rng = kernel_bids(n, k, seed), np.random.default_rng(seed)
+    time_kernel(bids[:64], n_slots, rng, backend)  # warm-up (loads a compiled kernel)
+    return n / statistics.median(time_kernel(bids, n_slots, rng, backend)
+                                 for _ in range(repeats))
+
+
+def first_call_seconds() -> float:
+    """Seconds of the process's first auction calls (float32 and float64 bids) under the
+    active backend: for numba, loading the cached kernel or compiling it; 0-ish for numpy."""
+    bids = np.ones((4, 3), np.float32)
+    start = time.perf_counter()
+    for dtype in (np.float32, np.float64):
+        run_auction(bids.astype(dtype), n_slots=1, rng=np.random.default_rng(0))
+    return time.perf_counter() - start
 
 
 def _make_env(n: int, k: int, n_slots: int, traffic: str):
@@ -67,15 +98,43 @@ def run_env_day(env, seed: int) -> tuple[int, int]:
     return agent.opportunities, agent.ticks
 
 
+def time_env_day(env, seed: int) -> tuple[float, int, int]:
+    """(opportunities/second, opportunities, ticks) of one full environment day."""
+    start = time.perf_counter()
+    total, ticks = run_env_day(env, seed)
+    return total / (time.perf_counter() - start), total, ticks
+
+
 def bench_env(n: int, k: int, n_slots: int, traffic: str, repeats: int, seed: int):
-    """Best-of-``repeats`` opportunities/second of full environment days."""
+    """Median opportunities/second of ``repeats`` full environment days (seeds seed, seed+1,
+    ...); returns (median rate, opportunities, ticks) with the last day's counts."""
     env = _make_env(n, k, n_slots, traffic)
-    best, total, ticks = 0.0, 0, 0
+    runs = [time_env_day(env, seed + i) for i in range(repeats)]
+    return statistics.median(r[0] for r in runs), runs[-1][1], runs[-1][2]
+
+
+def bench_interleaved(n: int, k: int, n_slots: int, traffic: str, repeats: int,
+                      seed: int) -> dict:
+    """Kernel and day repetitions alternated; medians of each.
+
+    Returns ``kernel`` (numpy backend), ``kernel_active`` (the active backend, None when
+    that is numpy), ``env`` (opportunities/second), and the last day's ``total``/``ticks``.
+    """
+    backend = auction.BACKEND
+    bids, rng = kernel_bids(n, k, seed), np.random.default_rng(seed)
+    env = _make_env(n, k, n_slots, traffic)
+    time_kernel(bids[:64], n_slots, rng, "numpy")
+    time_kernel(bids[:64], n_slots, rng, backend)
+    kernel, active, days = [], [], []
     for i in range(repeats):
-        start = time.perf_counter()
-        total, ticks = run_env_day(env, seed + i)
-        best = max(best, total / (time.perf_counter() - start))
-    return best, total, ticks
+        kernel.append(time_kernel(bids, n_slots, rng, "numpy"))
+        days.append(time_env_day(env, seed + i))
+        if backend != "numpy":
+            active.append(time_kernel(bids, n_slots, rng, backend))
+    return {"kernel": n / statistics.median(kernel),
+            "kernel_active": n / statistics.median(active) if active else None,
+            "env": statistics.median(d[0] for d in days),
+            "total": days[-1][1], "ticks": days[-1][2]}
 
 
 def bench_traffic(n: int, k: int, traffic: str, seed: int) -> float:
@@ -102,9 +161,12 @@ def peak_memory_mb(n: int, k: int, n_slots: int, traffic: str, seed: int) -> flo
 def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str = "mixed",
               repeats: int = 3, seed: int = 0, out=None) -> dict:
     """Run all benchmarks, print a table and return the figures."""
-    kernel = bench_kernel(n, k, n_slots, repeats, seed)
+    backend = auction.BACKEND
+    first_call = first_call_seconds()
     gen = bench_traffic(n, k, traffic, seed)
-    env_rate, total, ticks = bench_env(n, k, n_slots, traffic, repeats, seed)
+    timed = bench_interleaved(n, k, n_slots, traffic, repeats, seed)
+    kernel, env_rate = timed["kernel"], timed["env"]
+    total, ticks = timed["total"], timed["ticks"]
     peak = peak_memory_mb(n, k, n_slots, traffic, seed)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
@@ -113,12 +175,19 @@ def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str =
         "env_over_kernel": env_rate / kernel, "env_day_opportunities": total,
         "env_day_ticks": ticks, "env_day_seconds": total / env_rate,
         "peak_day_memory_mb": peak, "process_max_rss_mb": rss,
+        "auction_backend": backend, "kernel_backend": "numpy",
+        "kernel_active_backend_opps_per_s": timed["kernel_active"],
+        "first_auction_call_seconds": first_call,
+        "repeats": repeats, "statistic": "median, kernel and day runs interleaved",
         "python": platform.python_version(), "numpy": np.__version__,
         "machine": platform.machine(),
     }
     print(f"bidenv bench: {n:,} opportunities, {k} advertisers, {n_slots} slots, "
-          f"{traffic} traffic (best of {repeats})")
-    print(f"  (a) bare {n_slots}-slot GSP kernel   {kernel:>12,.0f} opportunities/s")
+          f"{traffic} traffic (median of {repeats}, kernel and day runs interleaved)")
+    print(f"  auction backend              {backend} (first call {first_call:.2f} s)")
+    print(f"  (a) bare {n_slots}-slot GSP kernel   {kernel:>12,.0f} opportunities/s (numpy)")
+    if timed["kernel_active"] is not None:
+        print(f"      same kernel, {backend:<12}{timed['kernel_active']:>12,.0f} opportunities/s")
     print(f"      traffic generation only  {gen:>12,.0f} opportunities/s")
     print(f"  (b) full environment day     {env_rate:>12,.0f} opportunities/s "
           f"({total:,} opportunities, {ticks} ticks, {total / env_rate:.2f} s)")

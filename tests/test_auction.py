@@ -15,7 +15,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from bidenv.auction import MECHANISMS, AuctionResult, run_auction, validate_exposure
+from bidenv.auction import (
+    MECHANISMS,
+    AuctionResult,
+    numba_available,
+    run_auction,
+    use_backend,
+    validate_exposure,
+)
+
+
+@pytest.fixture(
+    scope="module",
+    autouse=True,
+    params=[
+        "numpy",
+        pytest.param("numba", marks=pytest.mark.skipif(not numba_available(),
+                                                       reason="numba not installed")),
+    ],
+)
+def backend(request):
+    """Every test of this module runs under each auction backend."""
+    with use_backend(request.param):
+        yield request.param
+
 
 HYP = settings(
     max_examples=120,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bidenv.auction import MECHANISMS, run_auction
-from bidenv.market import clear_with_budgets
+from bidenv.auction import MECHANISMS, numba_available, run_auction, use_backend
+from bidenv.market import clear_days_with_budgets, clear_with_budgets
+
+BACKENDS_HERE = ["numpy"] + (["numba"] if numba_available() else [])
 
 
 def sequential_reference(bids, budget_left, shown, *, n_slots, reserve, mechanism, exposure,
@@ -156,3 +158,83 @@ def test_exact_budget_is_affordable():
     res = clear_with_budgets(bids, np.array([4.0, 10.0]), shown, n_slots=1,
                              rng=np.random.default_rng(0))
     assert res.winners[:, 0].tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS_HERE)
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_days_cleared_in_one_pass_equal_days_cleared_alone(mechanism, backend):
+    # Several days' ticks in one auction pass: each day's result, in-place withdrawals,
+    # dropped bidders and what its generator drew equal clearing that day alone. Bids on a
+    # coarse grid make ties common (their draws must come from the right day's generator);
+    # tight budgets make days go through the withdrawal loop.
+    g = np.random.default_rng(7)
+    overran = tied = 0
+    with use_backend(backend):
+        for case in range(40):
+            n_days, k, K = int(g.integers(1, 6)), int(g.integers(2, 9)), int(g.integers(1, 4))
+            per_row = bool(g.random() < 0.4)
+            curve = -np.sort(-g.random(K))  # one slot layout for days grouped together
+            days = []
+            for _ in range(n_days):
+                n = int(g.integers(0, 40))
+                bids = np.round(g.lognormal(0.0, 0.6, size=(n, k)) * 4) / 4
+                bids = bids.astype(np.float32 if case % 2 else np.float64)
+                n_slots = g.integers(1, K + 1, n) if per_row else K
+                if per_row and n:
+                    n_slots[0] = K  # every day's tick has K slots (the grouping condition)
+                exposure = curve
+                if per_row:  # per-row curves may differ
+                    exposure = -np.sort(-g.random((n, K)), axis=1)
+                shown = g.random((n, 1)) < (exposure if per_row else exposure[None, :])
+                budget = g.uniform(0.0, 8.0, k) * g.choice([0.3, 1.0, 10.0], k)
+                eligible = g.random((n, k)) < 0.85
+                days.append((bids, n_slots, exposure, shown, budget, eligible))
+            if per_row and any(len(d[0]) == 0 for d in days):
+                continue  # an empty tick has no per-row slot count to group by
+            seeds = g.integers(0, 2**31, n_days)
+            alone, alone_bids, alone_dropped, alone_rngs = [], [], [], []
+            for (bids, n_slots, exposure, shown, budget, eligible), s in zip(days, seeds):
+                b, dropped, rng = bids.copy(), np.zeros(k, bool), np.random.default_rng(s)
+                alone.append(clear_with_budgets(
+                    b, budget, shown, n_slots=n_slots, rng=rng, reserve=0.25,
+                    mechanism=mechanism, exposure=exposure, eligible=eligible,
+                    dropped=dropped))
+                alone_bids.append(b)
+                alone_dropped.append(dropped)
+                alone_rngs.append(rng.random())
+                tied += bool(_tied_rows_of(bids, eligible, K).any())
+            bounds = np.concatenate([[0], np.cumsum([len(d[0]) for d in days])])
+            cat = lambda i, days=days: np.concatenate([d[i] for d in days])  # noqa: E731
+            all_bids = cat(0)
+            dropped = [np.zeros(k, bool) for _ in range(n_days)]
+            rngs = [np.random.default_rng(s) for s in seeds]
+            together = clear_days_with_budgets(
+                all_bids, bounds, np.stack([d[4] for d in days]), cat(3),
+                n_slots=cat(1) if per_row else K, rngs=rngs, reserve=0.25,
+                mechanism=mechanism, exposure=cat(2) if per_row else days[0][2],
+                eligible=cat(5), dropped=dropped)
+            for d in range(n_days):
+                for name in alone[d]._fields:
+                    np.testing.assert_array_equal(getattr(together[d], name),
+                                                  getattr(alone[d], name),
+                                                  err_msg=f"case {case} day {d} {name}")
+                np.testing.assert_array_equal(all_bids[bounds[d]:bounds[d + 1]], alone_bids[d])
+                np.testing.assert_array_equal(dropped[d], alone_dropped[d])
+                assert rngs[d].random() == alone_rngs[d]  # the same draws, day by day
+                overran += bool(alone_dropped[d].any())
+    assert overran > 10 and tied > 10  # the cases exercise withdrawals and ties
+
+
+def _tied_rows_of(bids, eligible, K):
+    entering = np.where(eligible & (bids >= 0.25), bids, 0)
+    top = -np.sort(-entering, axis=1)[:, :K + 1]
+    return ((top[:, :-1] == top[:, 1:]) & (top[:, :-1] > 0)).any(axis=1)
+
+
+def test_row_groups_are_checked():
+    bids = np.ones((4, 3))
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="row_groups"):
+        run_auction(bids, n_slots=1, rng=[rng, rng], row_groups=[0, 3, 5])
+    with pytest.raises(TypeError, match="one per row group"):
+        run_auction(bids, n_slots=1, rng=rng, row_groups=[0, 2, 4])
