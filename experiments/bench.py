@@ -137,6 +137,49 @@ def bench_interleaved(n: int, k: int, n_slots: int, traffic: str, repeats: int,
             "total": days[-1][1], "ticks": days[-1][2]}
 
 
+def bench_vector(n_envs: int, steps: int, repeats: int, seed: int, k: int = 48,
+                 env_id: str = "bidenv/AutoBiddingLite-v0") -> dict:
+    """Env steps per CPU second on one core: a single env, SB3-style ``sync`` vectorisation
+    (Gymnasium's ``SyncVectorEnv``: one env after another) and the native vector env, each
+    playing ``steps`` env steps (``steps // n_envs`` batched steps) per repetition, the three
+    alternated; medians. Actions are 0 (alpha = 1); a day that ends is reset (NextStep)."""
+    kwargs = {} if k == 48 else {"n_competitors": k - 1}
+    single = gym.make(env_id, **kwargs)
+    vectors = {mode: gym.make_vec(env_id, num_envs=n_envs, vectorization_mode=mode, **kwargs)
+               for mode in ("sync", "vector_entry_point")}
+    single.reset(seed=seed)
+    for venv in vectors.values():
+        venv.reset(seed=seed)
+    one, batch = np.zeros(1, np.float32), np.zeros((n_envs, 1), np.float32)
+
+    def run_single():
+        start = time.process_time()
+        for _ in range(steps):
+            _, _, terminated, truncated, _ = single.step(one)
+            if terminated or truncated:
+                single.reset()
+        return steps / (time.process_time() - start)
+
+    def run_vector(venv):
+        start = time.process_time()
+        for _ in range(max(1, steps // n_envs)):
+            venv.step(batch)
+        return max(1, steps // n_envs) * n_envs / (time.process_time() - start)
+
+    rates = {"single": [], "sync": [], "native": []}
+    for _ in range(repeats):
+        rates["single"].append(run_single())
+        rates["sync"].append(run_vector(vectors["sync"]))
+        rates["native"].append(run_vector(vectors["vector_entry_point"]))
+    for venv in vectors.values():
+        venv.close()
+    med = {name: statistics.median(r) for name, r in rates.items()}
+    return {"env_id": env_id, "n_envs": n_envs, "single_steps_per_cpu_s": med["single"],
+            "sync_steps_per_cpu_s": med["sync"], "native_steps_per_cpu_s": med["native"],
+            "native_over_single": med["native"] / med["single"],
+            "sync_over_single": med["sync"] / med["single"]}
+
+
 def bench_traffic(n: int, k: int, traffic: str, seed: int) -> float:
     """Opportunities/second of drawing one day of traffic for k advertisers."""
     env = _make_env(n, k, 3, traffic)
@@ -159,7 +202,8 @@ def peak_memory_mb(n: int, k: int, n_slots: int, traffic: str, seed: int) -> flo
 
 
 def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str = "mixed",
-              repeats: int = 3, seed: int = 0, out=None) -> dict:
+              repeats: int = 3, seed: int = 0, vector_envs: int = 16, vector_steps: int = 480,
+              out=None) -> dict:
     """Run all benchmarks, print a table and return the figures."""
     backend = auction.BACKEND
     first_call = first_call_seconds()
@@ -168,6 +212,7 @@ def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str =
     kernel, env_rate = timed["kernel"], timed["env"]
     total, ticks = timed["total"], timed["ticks"]
     peak = peak_memory_mb(n, k, n_slots, traffic, seed)
+    vector = bench_vector(vector_envs, vector_steps, repeats, seed, k=k)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result = {
         "opportunities": n, "advertisers": k, "slots": n_slots, "traffic": traffic,
@@ -178,6 +223,7 @@ def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str =
         "auction_backend": backend, "kernel_backend": "numpy",
         "kernel_active_backend_opps_per_s": timed["kernel_active"],
         "first_auction_call_seconds": first_call,
+        "vector": vector,
         "repeats": repeats, "statistic": "median, kernel and day runs interleaved",
         "python": platform.python_version(), "numpy": np.__version__,
         "machine": platform.machine(),
@@ -194,6 +240,13 @@ def run_bench(*, n: int = 500_000, k: int = 48, n_slots: int = 3, traffic: str =
     print(f"  ratio env / kernel           {env_rate / kernel:>12.2f}")
     print(f"  peak memory of a day         {peak:>12.1f} MB (tracemalloc); "
           f"process max RSS {rss:.0f} MB")
+    print(f"  (c) {vector['env_id']} env steps per CPU second (one core), "
+          f"{vector_envs} envs, {vector_steps} steps per run")
+    print(f"      single env               {vector['single_steps_per_cpu_s']:>12,.0f}")
+    print(f"      gym sync vector env      {vector['sync_steps_per_cpu_s']:>12,.0f} "
+          f"({vector['sync_over_single']:.2f}x)")
+    print(f"      native vector env        {vector['native_steps_per_cpu_s']:>12,.0f} "
+          f"({vector['native_over_single']:.2f}x)")
     if out is not None:
         from pathlib import Path
 

@@ -21,6 +21,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# Commands whose tasks run locally or on Ray: they take --executor and --ray-address.
+EXECUTOR_COMMANDS = ("simulate-budget", "evaluate", "benchmark", "collect")
+
 # Commands that train or evaluate: they take --threads and pin torch/OpenMP/BLAS threads.
 THREADED_COMMANDS = ("quickstart", "simulate-budget", "evaluate", "train", "benchmark",
                      "collect", "steer", "scale")
@@ -88,14 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
 
     b = sub.add_parser("bench", help="opportunities per second: bare auction kernel vs a full "
-                       "environment day")
+                       "environment day; env steps per core: single vs vector envs")
     b.add_argument("--opportunities", type=_positive_int, default=500_000,
                    help="opportunities in the kernel benchmark and per simulated day")
     b.add_argument("--advertisers", type=_positive_int, default=48)
     b.add_argument("--slots", type=_positive_int, default=3)
     b.add_argument("--traffic", default="mixed", choices=["mixed", "feed", "search"])
-    b.add_argument("--repeats", type=_positive_int, default=3, help="best of this many runs")
+    b.add_argument("--repeats", type=_positive_int, default=3,
+                   help="runs of each measurement, interleaved; medians are reported")
     b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--vector-envs", type=_positive_int, default=16,
+                   help="envs of the vector-env measurement (Lite: single vs sync vs native)")
+    b.add_argument("--vector-steps", type=_positive_int, default=480,
+                   help="env steps per run of the vector-env measurement")
     b.add_argument("--out", default=None, help="folder for bench.json")
     e = sub.add_parser("evaluate", help="every agent on the same held-out days against the "
                        "hindsight oracle: episodes.csv, leaderboard.csv/.md and figures")
@@ -247,6 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
             "--threads", type=_threads, default=1, metavar="N",
             help="torch / OpenMP / BLAS threads per process, workers included (default 1: "
             "fastest for these small models, and processes side by side do not compete)")
+    for name in EXECUTOR_COMMANDS:
+        command = sub.choices[name]
+        command.add_argument(
+            "--executor", choices=["local", "ray"], default="local",
+            help="where the tasks run: local worker processes (default) or Ray tasks, on a "
+            "cluster or a local Ray instance (pip install 'bidenv[distributed]'); the files "
+            "are identical either way")
+        command.add_argument(
+            "--ray-address", default=None, metavar="ADDR",
+            help="with --executor ray: the cluster to join, e.g. auto (the cluster this "
+            "machine joined with `ray start`) or HEAD:6379 (default: start a local Ray "
+            "instance); --workers then defaults to the cluster's CPUs / --threads")
+        command.set_defaults(workers=None)  # local: 1; ray: the cluster's CPUs / --threads
     return parser
 
 
@@ -261,10 +282,46 @@ def _net_arch(text: str) -> list[int]:
     return sizes
 
 
+def _set_up_executor(args):
+    """This process's executor (--executor, --ray-address), before any work; resolves the
+    default --workers (local: 1; Ray: the cluster's CPUs / --threads). A missing Ray or an
+    unreachable cluster is one line naming the fix."""
+    from experiments.pool import use_executor
+    from experiments.threads import pin_threads
+
+    if args.ray_address is not None and args.executor != "ray":
+        raise SystemExit(f"bidenv {args.command}: --ray-address needs --executor ray")
+    if args.executor == "ray":
+        pin_threads(args.threads)  # before Ray starts: its processes inherit the settings
+    try:
+        executor = use_executor(args.executor, args.ray_address)
+    except (ImportError, ConnectionError) as exc:
+        raise SystemExit(f"bidenv {args.command}: {exc}") from None
+    if args.workers is None:
+        args.workers = executor.default_workers()
+    return executor
+
+
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # the pools have already cancelled their tasks
+        print("bidenv: interrupted", file=sys.stderr)
+        return 130
+    finally:  # back to local; a Ray instance this command started is shut down
+        from experiments.pool import current_executor, use_executor
+
+        if current_executor().kind != "local":
+            use_executor("local")
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    executor = _set_up_executor(args) if args.command in EXECUTOR_COMMANDS else None
     if args.command in THREADED_COMMANDS:
         _set_up_threads(args)
+    if executor is not None and executor.kind == "ray":
+        print(executor.describe(args.workers), flush=True)
     if args.command == "quickstart":
         from experiments.quickstart import run_quickstart
 
@@ -285,7 +342,8 @@ def main(argv=None) -> int:
         from experiments.bench import run_bench
 
         run_bench(n=args.opportunities, k=args.advertisers, n_slots=args.slots,
-                  traffic=args.traffic, repeats=args.repeats, seed=args.seed, out=args.out)
+                  traffic=args.traffic, repeats=args.repeats, seed=args.seed,
+                  vector_envs=args.vector_envs, vector_steps=args.vector_steps, out=args.out)
     elif args.command == "evaluate":
         from experiments.evaluate import run_evaluate
 

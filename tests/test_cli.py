@@ -35,13 +35,18 @@ def test_quickstart_writes_leaderboard_and_roi_curves(tmp_path, capsys):
 
 def test_bench_prints_and_writes_figures(tmp_path, capsys):
     main(["bench", "--opportunities", "20000", "--advertisers", "8", "--repeats", "1",
-          "--out", str(tmp_path)])
+          "--vector-envs", "4", "--vector-steps", "8", "--out", str(tmp_path)])
     figures = json.loads((tmp_path / "bench.json").read_text())
     for key in ("kernel_opps_per_s", "env_opps_per_s", "env_over_kernel", "peak_day_memory_mb"):
         assert figures[key] > 0
     assert figures["env_over_kernel"] == pytest.approx(
         figures["env_opps_per_s"] / figures["kernel_opps_per_s"])
-    assert "opportunities/s" in capsys.readouterr().out
+    vector = figures["vector"]
+    assert vector["n_envs"] == 4 and vector["env_id"] == "bidenv/AutoBiddingLite-v0"
+    assert vector["native_over_single"] == pytest.approx(
+        vector["native_steps_per_cpu_s"] / vector["single_steps_per_cpu_s"])
+    out = capsys.readouterr().out
+    assert "opportunities/s" in out and "native vector env" in out
 
 
 @pytest.mark.parametrize("argv", [["quickstart", "--episodes", "0"],
