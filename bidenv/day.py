@@ -100,6 +100,8 @@ class MarketDay:
         n_ticks, opportunities_per_day, slot_settings, mechanism, reserve_price: The
             environment's settings of the same names (``slot_settings`` is the default of
             sources that set no slots of their own).
+        n_agents: The first ``n_agents`` advertisers are agents (1 for the single-agent env,
+            K for :mod:`bidenv.multi_agent`): the day ends when every one of them is out.
 
     The first tick's batch is drawn and observed on construction. Attributes read by the
     environment (and through it by users): ``tick`` (ticks played), ``batch`` (this tick's
@@ -114,7 +116,7 @@ class MarketDay:
                  rng_traffic: np.random.Generator, rng_exposure: np.random.Generator,
                  rng_outcome: np.random.Generator, rng_ties: np.random.Generator,
                  n_ticks: int, opportunities_per_day: float, slot_settings: SlotSettings,
-                 mechanism: str, reserve_price: float):
+                 mechanism: str, reserve_price: float, n_agents: int = 1):
         self.campaigns = list(campaigns)
         self.c = c = CampaignArrays.from_campaigns(self.campaigns)
         self.k = k = len(c)
@@ -122,6 +124,7 @@ class MarketDay:
         self.slot_settings = slot_settings
         self.mechanism = mechanism
         self.reserve_price = reserve_price
+        self.n_agents = n_agents
         self.rng_traffic, self.rng_exposure = rng_traffic, rng_exposure
         self.rng_outcome, self.rng_ties = rng_outcome, rng_ties
         self.traffic = traffic.bind(c, n_ticks=n_ticks,
@@ -165,12 +168,17 @@ class MarketDay:
         self.advance()
         return stats
 
+    def agents_out(self) -> np.ndarray:
+        """(n_agents,) bool: the agent's budget cannot buy anything more (below the smallest
+        price, or it could not afford a purchase it won); it bids 0 from then on."""
+        K = self.n_agents
+        return self.exhausted[:K] | (self.c.budget[:K] - self.spent[:K] < self.min_price)
+
     def advance(self) -> None:
         """Move the clock past the tick just simulated: draw and observe the next batch, or
-        end the agent's day (its last tick, or a budget that cannot buy anything more)."""
+        end the agents' day (its last tick, or when every agent's budget is out)."""
         self.tick += 1
-        over = bool(self.tick >= self.n_ticks or self.exhausted[0]
-                    or self.c.budget[0] - self.spent[0] < self.min_price)
+        over = bool(self.tick >= self.n_ticks or self.agents_out().all())
         self._open(None if over else self.traffic.sample(self.tick, self.rng_traffic))
 
     def play_rest_without_agent(self, alphas: Callable[[np.ndarray], np.ndarray],

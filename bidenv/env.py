@@ -23,6 +23,9 @@ from bidenv.scoring import campaign_score, ratio
 from bidenv.traffic import SlotSettings, make_traffic
 from bidenv.validation import check_choice, check_int, check_number
 
+#: The ``reset(options=...)`` keys: they override the agent's campaign for the episode.
+CAMPAIGN_OPTIONS = ("budget", "constraint", "target_cpa", "target_roi", "category")
+
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
 REWARD_MODES = ("score", "expected_score", "conversions")
 
@@ -252,36 +255,57 @@ class AutoBiddingEnv(gym.Env):
     def reset(self, *, seed=None, options=None):
         super().reset(seed=seed)
         rng = self.np_random
-        scale = budget_scale(self.opportunities_per_day)
-        campaign = self.campaign or draw_agent_campaign(rng, scale=scale)
+        (campaign,), competitors = self.draw_campaigns(rng, [self.campaign])
         if options:
-            unknown = set(options) - {"budget", "constraint", "target_cpa", "target_roi",
-                                      "category"}
+            unknown = set(options) - set(CAMPAIGN_OPTIONS)
             if unknown:
-                raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: budget, "
-                                 "constraint, target_cpa, target_roi, category")
+                raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: "
+                                 f"{', '.join(CAMPAIGN_OPTIONS)}")
             campaign = campaign.replace(**options)
         self.agent_campaign = campaign
-        competitors = draw_competitor_campaigns(rng, self.n_competitors, scale=scale)
-        # Independent random streams, so that what one part draws never shifts another: the
-        # day's traffic and the exposure/outcome draws of each opportunity are the same
-        # whatever the agent does (common random numbers across agents for one seed).
-        streams = [np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=5)]
-        rng_traffic, rng_exposure, rng_outcome, rng_ties, rng_competitors = streams
-        self.day = MarketDay(
-            [campaign] + competitors, self.traffic_source, rng_traffic=rng_traffic,
-            rng_exposure=rng_exposure, rng_outcome=rng_outcome, rng_ties=rng_ties,
-            n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
-            slot_settings=self.slot_settings, mechanism=self.mechanism,
-            reserve_price=self.reserve_price)
-        self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names,
-                                     rng_competitors)
+        self.day = self.make_day(rng, [campaign], competitors)
         self.score = 0.0
         self.expected_score = 0.0
         self.recording = [] if self.record else None
         info = self._info(TickStats.zeros(self.day.k), 1.0)
         self._trace = []
         return self.day.obs_all[0].copy(), info
+
+    def draw_campaigns(self, rng: np.random.Generator, given: list
+                       ) -> tuple[list[Campaign], list[Campaign]]:
+        """The day's campaigns from ``rng``: the agents' (``given``: one entry per agent, None
+        drawn) and the competitors'.
+
+        Draw order: agent 0's campaign (unless given; :func:`draw_agent_campaign`), the
+        ``n_competitors - (K - 1)`` competitors' and then agents 1..K-1's (always drawn,
+        then replaced where given), so K agents take the draws of the K - 1 competitors they
+        replace and the day's streams (:meth:`make_day`) are the same whatever K is.
+        """
+        scale = budget_scale(self.opportunities_per_day)
+        first = given[0] or draw_agent_campaign(rng, scale=scale)
+        competitors = draw_competitor_campaigns(rng, self.n_competitors - (len(given) - 1),
+                                                scale=scale)
+        rest = [draw_agent_campaign(rng, scale=scale) for _ in given[1:]]
+        return [first] + [g or d for g, d in zip(given[1:], rest)], competitors
+
+    def make_day(self, rng: np.random.Generator, agents: list[Campaign],
+                 competitors: list[Campaign]) -> MarketDay:
+        """The episode's :class:`MarketDay` (agents first), its random streams drawn from
+        ``rng``; resets the competitors' policy."""
+        # Independent random streams, so that what one part draws never shifts another: the
+        # day's traffic and the exposure/outcome draws of each opportunity are the same
+        # whatever the agent does (common random numbers across agents for one seed).
+        streams = [np.random.default_rng(s) for s in rng.integers(0, 2**63 - 1, size=5)]
+        rng_traffic, rng_exposure, rng_outcome, rng_ties, rng_competitors = streams
+        day = MarketDay(
+            list(agents) + list(competitors), self.traffic_source, rng_traffic=rng_traffic,
+            rng_exposure=rng_exposure, rng_outcome=rng_outcome, rng_ties=rng_ties,
+            n_ticks=self.n_ticks, opportunities_per_day=self.opportunities_per_day,
+            slot_settings=self.slot_settings, mechanism=self.mechanism,
+            reserve_price=self.reserve_price, n_agents=len(agents))
+        self.competitor_policy.reset([x.to_dict() for x in competitors], self.feature_names,
+                                     rng_competitors)
+        return day
 
     def step(self, action):
         alpha = self.begin_step(action)
@@ -302,7 +326,7 @@ class AutoBiddingEnv(gym.Env):
             raise ValueError(f"action must be one finite number in [-1, 1], got {action!r}")
         if self._done:
             raise RuntimeError("the episode has ended; call reset()")
-        return self._alphas(a[0], self.day.obs_all)
+        return self.alphas(a[:1], self.day.obs_all)
 
     def finish_step(self, alpha: np.ndarray, tick_stats: TickStats):
         """The second half of :meth:`step`: its 5-tuple after the tick was played."""
@@ -327,7 +351,8 @@ class AutoBiddingEnv(gym.Env):
                                 "traffic": float(self._elapsed[min(day.tick, self.n_ticks)]),
                                 "ratio": float(obs[FEATURE_INDEX["constraint_ratio"]])})
         if terminated and self.recording is not None and day.tick < self.n_ticks:
-            day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
+            day.play_rest_without_agent(lambda obs: self.alphas(np.zeros(1), obs),
+                                        self._record)
         return day.obs_all[0].copy(), float(reward), bool(terminated), False, info
 
     # -- rendering ----------------------------------------------------------------------------
@@ -387,23 +412,25 @@ class AutoBiddingEnv(gym.Env):
             raise RuntimeError("record_day_without_agent needs an env made with record=True")
         if self.day is None or self.day.tick != 0 or self._done:
             raise RuntimeError("record_day_without_agent needs a freshly reset episode")
-        self.day.play_rest_without_agent(lambda obs: self._alphas(0.0, obs), self._record)
+        self.day.play_rest_without_agent(lambda obs: self.alphas(np.zeros(1), obs),
+                                         self._record)
         self.day.tick = self.n_ticks
 
     @property
     def _done(self) -> bool:
         return self.day.agent_done
 
-    def _alphas(self, agent_action: float, obs_all: np.ndarray) -> np.ndarray:
-        """(k,) bid multipliers of the tick: the agent's action, the competitors' policy's."""
-        k = self.day.k
+    def alphas(self, agent_actions: np.ndarray, obs_all: np.ndarray) -> np.ndarray:
+        """(k,) bid multipliers of the tick: the K agents' actions (``agent_actions``, (K,)),
+        then the competitors' policy's on their observations."""
+        k, K = len(obs_all), len(agent_actions)
         actions = np.empty(k)
-        actions[0] = np.clip(agent_action, -1.0, 1.0)
-        if k > 1:
-            comp = np.asarray(self.competitor_policy.act(obs_all[1:]), dtype=np.float64)
-            if comp.shape != (k - 1,) or not np.all(np.isfinite(comp)):
+        actions[:K] = np.clip(agent_actions, -1.0, 1.0)
+        if k > K:
+            comp = np.asarray(self.competitor_policy.act(obs_all[K:]), dtype=np.float64)
+            if comp.shape != (k - K,) or not np.all(np.isfinite(comp)):
                 raise ValueError("competitor policy must return one finite action per competitor")
-            actions[1:] = np.clip(comp, -1.0, 1.0)
+            actions[K:] = np.clip(comp, -1.0, 1.0)
         return self.action_to_alpha(actions)
 
     # -- recording (``record=True``) ----------------------------------------------------------
@@ -418,39 +445,51 @@ class AutoBiddingEnv(gym.Env):
 
     # -- score and info -----------------------------------------------------------------------
     def _agent_score(self, conversions, value, cost) -> float:
-        camp = self.agent_campaign
-        return float(campaign_score(camp.constraint, conversions, value, cost,
-                                    target_cpa=camp.target_cpa, target_roi=camp.target_roi,
-                                    beta=self.beta))
+        return agent_score(self.agent_campaign, self.beta, conversions, value, cost)
 
     def _info(self, stats: TickStats, alpha: float) -> dict:
-        camp, day = self.agent_campaign, self.day
-        spent, conv, value = float(day.spent[0]), float(day.conv[0]), float(day.value[0])
-        return {
-            "tick": day.tick,
-            "cost": float(stats.cost[0]),
-            "conversions": float(stats.conversions[0]),
-            "value": float(stats.value[0]),
-            "opportunities": int(stats.opportunities[0]),
-            "wins": int(stats.wins[0]),
-            "exposures": int(stats.exposures[0]),
-            "clicks": int(stats.clicks[0]),
-            "total_cost": spent,
-            "total_conversions": conv,
-            "total_value": value,
-            "budget": camp.budget,
-            "budget_left": camp.budget - spent,
-            "cpa": ratio(spent, conv),
-            "roi": ratio(value, spent),
-            "score": self.score,
-            "alpha": alpha,
-            "expected_conversions": float(day.exp_conv[0]),
-            "expected_value": float(day.exp_value[0]),
-            "expected_cost": float(day.exp_cost[0]),
-            "expected_score": self.expected_score,
-            "constraint": camp.constraint,
-            "target": camp.target,
-        }
+        return agent_info(self.day, 0, self.agent_campaign, stats, alpha, self.score,
+                          self.expected_score)
+
+
+def agent_score(campaign: Campaign, beta: float, conversions, value, cost) -> float:
+    """The penalised score of ``campaign`` for these totals (:func:`campaign_score`)."""
+    return float(campaign_score(campaign.constraint, conversions, value, cost,
+                                target_cpa=campaign.target_cpa, target_roi=campaign.target_roi,
+                                beta=beta))
+
+
+def agent_info(day: MarketDay, i: int, campaign: Campaign, stats: TickStats, alpha: float,
+               score: float, expected_score: float) -> dict:
+    """The step info of agent ``i`` (advertiser ``i`` of ``day``): the Info section's keys,
+    all scalars. The single env's is agent 0's; :mod:`bidenv.multi_agent` gives every agent
+    its own."""
+    spent, conv, value = float(day.spent[i]), float(day.conv[i]), float(day.value[i])
+    return {
+        "tick": day.tick,
+        "cost": float(stats.cost[i]),
+        "conversions": float(stats.conversions[i]),
+        "value": float(stats.value[i]),
+        "opportunities": int(stats.opportunities[i]),
+        "wins": int(stats.wins[i]),
+        "exposures": int(stats.exposures[i]),
+        "clicks": int(stats.clicks[i]),
+        "total_cost": spent,
+        "total_conversions": conv,
+        "total_value": value,
+        "budget": campaign.budget,
+        "budget_left": campaign.budget - spent,
+        "cpa": ratio(spent, conv),
+        "roi": ratio(value, spent),
+        "score": float(score),
+        "alpha": alpha,
+        "expected_conversions": float(day.exp_conv[i]),
+        "expected_value": float(day.exp_value[i]),
+        "expected_cost": float(day.exp_cost[i]),
+        "expected_score": float(expected_score),
+        "constraint": campaign.constraint,
+        "target": campaign.target,
+    }
 
 
 AutoBiddingEnv.__doc__ = AutoBiddingEnv.__doc__.replace("{features}", _feature_table())
