@@ -430,8 +430,12 @@ def run_auction(
             elig_arg, has_elig = np.ones((1, 1), dtype=bool), False
         else:
             elig_arg, has_elig = np.ascontiguousarray(elig), True
+        # It also flags the rows with a tie to break, by _tied_rows's rule (the definition).
+        slots_arg = np.zeros(1, np.int64) if row_slots is None else np.ascontiguousarray(row_slots)
+        flagged = np.empty(n, dtype=bool)
         kernel(np.ascontiguousarray(bids_arr), 0.0 if threshold is None else float(threshold),
-               threshold is not None, elig_arg, has_elig, order, top_bids)
+               threshold is not None, elig_arg, has_elig, slots_arg, row_slots is not None,
+               order, top_bids, flagged)
     else:
         masked_buf, mask_buf, tmp_buf = _workspace(chunk, k, dtype)
 
@@ -442,9 +446,8 @@ def run_auction(
                 for start in range(lo, hi, chunk)]
     if kernel is not None:
         # Every row's candidates are known: look only at the chunks with a tie to break.
-        flagged = _tied_rows(top_bids, k_max, row_slots) if len(rngs) > 1 else None
         for start, stop, g_rng in segments:
-            if flagged is not None and not flagged[start:stop].any():
+            if not flagged[start:stop].any():
                 continue
             b = bids_arr[start:stop]
             el = None if elig is None else elig[start:stop]

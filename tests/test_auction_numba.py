@@ -231,3 +231,55 @@ def test_failed_numba_import_falls_back_to_numpy(monkeypatch):
         res = run_auction(np.array([[3.0, 1.0, 2.0]]), n_slots=2, rng=np.random.default_rng(0))
     assert auction.BACKEND == "numpy"
     assert res.winners.tolist() == [[0, 2]]
+
+
+def _reference_top(bids, threshold, eligible, width):
+    """Each row's ``width`` best entering bids: larger first, equal ones by column."""
+    n, k = bids.shape
+    order = np.full((n, width), -1, np.int64)
+    top = np.full((n, width), -np.inf, bids.dtype)
+    with np.errstate(invalid="ignore"):
+        enters = (bids > 0) & (bids < np.inf) & (bids >= threshold)
+    if eligible is not None:
+        enters &= eligible
+    for r in range(n):
+        cols = np.flatnonzero(enters[r])
+        best = cols[np.lexsort((cols, -bids[r, cols]))][:width]
+        order[r, :best.size] = best
+        top[r, :best.size] = bids[r, best]
+    return order, top
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kernel_matches_reference_and_flags_ties_like_tied_rows(dtype):
+    # The compiled kernel directly: blocks of rows (n not a multiple of the block), widths
+    # from 2 to 7, k below and above the width, ties, NaN/inf/-0.0, thresholds (one subnormal),
+    # eligibility and per-row slots; its tie flags are _tied_rows's.
+    from bidenv._auction_numba import _BLOCK, top_entering
+
+    g = np.random.default_rng(11)
+    for case in range(40):
+        n = int(g.choice([1, 7, _BLOCK, 2 * _BLOCK + 37]))
+        k = int(g.choice([0, 1, 3, 5, 48, 50]))
+        width = int(g.integers(2, 8))
+        pool = np.array([0.0, -0.0, 0.1, 0.2, 0.2, 0.3, 1.0, 1.0, np.nan, np.inf, -np.inf, -1.0,
+                         1e-45, 2e-45])
+        bids = np.where(g.random((n, k)) < 0.5, g.choice(pool, size=(n, k)),
+                        g.lognormal(0.0, 1.0, (n, k))).astype(dtype)
+        threshold = float(g.choice([0.0, 0.2, float(np.float32(0.1)), 1e-45]))
+        use_threshold = threshold > 0.0
+        if dtype == np.float32 and threshold > 0:
+            threshold = float(np.float32(threshold))  # float32-exact, as run_auction passes it
+        eligible = g.random((n, k)) < 0.7 if case % 2 else None
+        slots = g.integers(1, width, size=n) if case % 3 else None
+        order = np.empty((n, width), np.int64)
+        top = np.empty((n, width), dtype)
+        tied = np.empty(n, bool)
+        top_entering(np.ascontiguousarray(bids), threshold, use_threshold,
+                     np.ones((1, 1), bool) if eligible is None else eligible, eligible is not None,
+                     np.zeros(1, np.int64) if slots is None else slots, slots is not None,
+                     order, top, tied)
+        ref_order, ref_top = _reference_top(bids, threshold, eligible, width)
+        np.testing.assert_array_equal(order, ref_order, err_msg=f"case {case}")
+        np.testing.assert_array_equal(top, ref_top, err_msg=f"case {case}")
+        np.testing.assert_array_equal(tied, auction._tied_rows(top, width - 1, slots))
