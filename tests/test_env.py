@@ -992,3 +992,20 @@ def test_render_modes_ansi_and_rgb_array():
 
     with pytest.raises(ValueError, match="render_mode"):
         AutoBiddingEnv(render_mode="video")
+
+
+def test_record_video_writes_a_video_of_the_pacing_figure(tmp_path):
+    pytest.importorskip("moviepy")
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(gym.make("bidenv/AutoBiddingLite-v0", render_mode="rgb_array",
+                               opportunities_per_day=8_000, n_competitors=11),
+                      str(tmp_path), episode_trigger=lambda i: True, disable_logger=True)
+    env.reset(seed=0)
+    done = False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(np.zeros(1, np.float32))
+        done = terminated or truncated
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
