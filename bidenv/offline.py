@@ -27,6 +27,7 @@ training split (saved with every checkpoint).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -51,6 +52,40 @@ COLUMNS = {"episode": "i", "tick": "i", **{c: "f" for c in OBS_COLUMNS}, "action
 #: (:data:`bidenv.features.OPPORTUNITY_FEATURES`), logged by ``bidenv collect``.
 OPPORTUNITY_COLUMNS = [f"opp_{name}" for name in OPPORTUNITY_FEATURES]
 METADATA_KEY = b"bidenv"
+
+
+def step_row(*, episode: int, tick: int, obs, action, reward: float, done: bool,
+             campaign: dict, info: dict, behavior: str, noise: float) -> dict:
+    """One dataset row (the :data:`COLUMNS`, in order) from one agent's env step.
+
+    Args:
+        episode, tick: The row's episode and 0-based tick (``obs`` was seen before the tick).
+        obs: The observation the action was taken on (the ``obs_*`` columns).
+        action: The executed action in [-1, 1] (a number or a ``(1,)`` array).
+        reward: The step's reward; done: whether the day ended for the agent with this step.
+        campaign: The day's campaign (``Campaign.to_dict()``: ``budget``, ``constraint``,
+            ``target_cpa``, ``target_roi`` (None where not applicable), ``category``).
+        info: The step's info (the env's keys: ``alpha``, ``cost``, ``conversions``, ``value``,
+            ``score`` and the ``expected_*`` totals).
+        behavior, noise: The behaviour policy of the episode and its exploration sigma.
+
+    Used by :mod:`experiments.selfplay` for every agent of a multi-agent day; the rows of
+    ``bidenv collect`` hold the same values (plus the optional ``opp_*`` columns).
+    """
+    def num(x):
+        return math.nan if x is None else float(x)
+
+    row = {"episode": int(episode), "tick": int(tick)}
+    row.update(zip(OBS_COLUMNS, np.asarray(obs, np.float64).reshape(-1).tolist()))
+    row.update(action=float(np.asarray(action, np.float64).reshape(-1)[0]),
+               alpha=float(info["alpha"]), reward=float(reward), done=bool(done),
+               budget=float(campaign["budget"]), constraint=str(campaign["constraint"]),
+               target_cpa=num(campaign.get("target_cpa")),
+               target_roi=num(campaign.get("target_roi")), category=int(campaign["category"]))
+    row.update({c: float(info[c]) for c in OUTCOME_COLUMNS})
+    row.update(behavior=str(behavior), noise=float(noise))
+    return {c: row[c] for c in COLUMNS}
+
 
 # --------------------------------------------------------------------------------------------
 # Files

@@ -437,7 +437,7 @@ def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
               disable=not progress) as bar:
         from experiments.pool import map_ordered
 
-        rows = map_ordered(_run_day, tasks, workers, on_result=lambda *_: bar.update())
+        rows = map_ordered(_run_day, tasks, workers, on_done=lambda _: bar.update())
     frame = pd.DataFrame(rows)
     frame.insert(1, "constraint", spec.constraint)
     return frame

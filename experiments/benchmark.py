@@ -229,7 +229,9 @@ def _run_jobs(jobs, workers: int, on_done) -> list:
         return [i for i in range(len(jobs))
                 if i not in started and (i not in needs or needs[i] in done)]
 
-    if workers == 1:
+    from experiments.pool import in_process
+
+    if in_process(workers, len(jobs)):  # locally one worker; on Ray every job is a Ray task
         while len(done) < len(jobs):
             i = ready()[0]
             started.add(i)

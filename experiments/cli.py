@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import agents
@@ -26,7 +27,7 @@ EXECUTOR_COMMANDS = ("simulate-budget", "evaluate", "benchmark", "collect")
 
 # Commands that train or evaluate: they take --threads and pin torch/OpenMP/BLAS threads.
 THREADED_COMMANDS = ("quickstart", "simulate-budget", "evaluate", "train", "benchmark",
-                     "collect", "steer", "scale")
+                     "collect", "steer", "scale", "market", "selfplay")
 
 
 def _threads(text: str) -> int:
@@ -250,6 +251,56 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config override for every run (JSON value), repeatable")
     c.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     c.add_argument("--out", required=True, help="output folder")
+    mk = sub.add_parser("market", help="mixed markets of registered or checkpointed agents "
+                        "(the first K advertisers of the multi-agent env): each agent's score, "
+                        "spend, CPA/ROI, the platform's revenue, prices and the advertisers' "
+                        "welfare; --sweep: the share of one bidder from 0 to all")
+    mk.add_argument("--agents", default=None,
+                    help="comma-separated specs, each with an optional *count, e.g. "
+                    "'dt*8,pid_budget*8,online_lp*4' (name, name:checkpoint; dt alone is the "
+                    "shipped decision transformer)")
+    mk.add_argument("--sweep", default=None, metavar="SPEC:COUNTS",
+                    help="instead of --agents: one market per count, e.g. 'dt:0,4,8,12,16', "
+                    "the other --slots advertisers being --fill; writes sweep.csv, sweep.png")
+    mk.add_argument("--fill", default="pid_budget", help="with --sweep: the other agents' spec")
+    mk.add_argument("--slots", type=_positive_int, default=16,
+                    help="with --sweep: agents per market (the first advertisers of the day)")
+    mk.add_argument("--days", type=_positive_int, default=10, help="days per market")
+    mk.add_argument("--seed", type=int, default=0, help="day i uses seed + i")
+    mk.add_argument("--env", default="bidenv/AutoBidding-v0", help="environment id")
+    mk.add_argument("--env-kwargs", default=None, metavar="JSON",
+                    help="env settings over the id's, e.g. '{\"n_competitors\": 11}'")
+    mk.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
+    mk.add_argument("--out", required=True, help="output folder")
+    sp = sub.add_parser("selfplay", help="self-play: K offline learners bid together in the "
+                        "multi-agent market, each retrained on its own logs, round after round")
+    sp.add_argument("--agent", default="dt",
+                    help=f"the offline learner (one per advertiser): {', '.join(OFFLINE_AGENTS)}")
+    sp.add_argument("--n-agents", type=int, default=4, help="K learning advertisers")
+    sp.add_argument("--rounds", type=int, default=3, help="rounds of play, log and train")
+    sp.add_argument("--days", type=int, default=8, help="market days played per round")
+    sp.add_argument("--steps", type=int, default=300,
+                    help="gradient steps per learner per round")
+    sp.add_argument("--seed", type=int, default=0, help="day i of the run uses seed + i")
+    sp.add_argument("--env", default="bidenv/AutoBiddingLite-v0", help="environment id")
+    sp.add_argument("--env-kwargs", default=None, metavar="JSON",
+                    help="env settings over the id's, e.g. '{\"n_competitors\": 11}'")
+    sp.add_argument("--start", default="mix",
+                    help="round 0's policies: 'mix' (heuristics, as bidenv collect), a "
+                    "behaviour mix name=w,..., dt (the shipped checkpoint) or NAME:CHECKPOINT")
+    sp.add_argument("--noise", type=float, default=0.3,
+                    help="exploration of the logged days: per agent and day sigma ~ U(0, noise)")
+    sp.add_argument("--eval-days", type=int, default=8,
+                    help="held-out days the K current policies play together every round")
+    sp.add_argument("--eval-seed", type=int, default=1_000_000,
+                    help="held-out day j uses eval-seed + j")
+    sp.add_argument("--shared", action="store_true",
+                    help="one model on every agent's logs (default: one per agent, its own)")
+    sp.add_argument("--window", type=int, default=0,
+                    help="rounds of logs each learner trains on (the last N; 0: all so far)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="learner config override (JSON value), repeatable")
+    sp.add_argument("--out", required=True, help="output folder")
     for name in THREADED_COMMANDS:
         sub.choices[name].add_argument(
             "--threads", type=_threads, default=1, metavar="N",
@@ -433,6 +484,28 @@ def _main(argv=None) -> int:
                       out=args.out)
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv steer: {exc}") from None
+    elif args.command == "market":
+        from experiments.market import run_market, run_sweep
+
+        try:
+            if (args.agents is None) == (args.sweep is None):
+                raise ValueError("--agents: give --agents or --sweep (one of them)")
+            try:
+                env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else None
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"--env-kwargs: not JSON ({exc.msg})") from None
+            if env_kwargs is not None and not isinstance(env_kwargs, dict):
+                raise ValueError("--env-kwargs: expected a JSON object like "
+                                 '{"n_competitors": 11}')
+            if args.sweep is not None:
+                run_sweep(args.sweep, args.fill, args.slots, args.days, args.seed, args.env,
+                          args.workers, args.out, env_kwargs=env_kwargs)
+            else:
+                run_market(args.agents, args.days, args.seed, args.env, args.workers, args.out,
+                           env_kwargs=env_kwargs)
+        except ValueError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SystemExit(f"bidenv market: {first}") from None
     elif args.command == "scale":
         from experiments.scaling import run_scale
         from experiments.train import parse_overrides
@@ -451,6 +524,19 @@ def _main(argv=None) -> int:
                       out=args.out, config=parse_overrides(args.set))
         except (ValueError, FileNotFoundError) as exc:
             raise SystemExit(f"bidenv scale: {exc}") from None
+    elif args.command == "selfplay":
+        from experiments.selfplay import run_selfplay
+
+        try:
+            run_selfplay(agent=args.agent, n_agents=args.n_agents, rounds=args.rounds,
+                         days=args.days, steps=args.steps, seed=args.seed, env_id=args.env,
+                         env_kwargs=args.env_kwargs, start=args.start, noise=args.noise,
+                         eval_days=args.eval_days, eval_seed=args.eval_seed,
+                         shared=args.shared, window=args.window, overrides=args.set,
+                         out=args.out)
+        except (ValueError, FileNotFoundError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SystemExit(f"bidenv selfplay: {first}") from None
     return 0
 
 

@@ -317,9 +317,10 @@ def collect(config: CollectConfig | None = None, *, workers: int = 1,
     def take(task, result):
         rows.extend(result[0])
         days.extend(result[1])
-        bar.update(len(task[1]))
 
-    map_ordered(_collect_chunk, tasks, workers, on_result=take)
+    # the bar moves as tasks finish; results are taken in task order (identical files)
+    map_ordered(_collect_chunk, tasks, workers, on_result=take,
+                on_done=lambda task: bar.update(len(task[1])))
     bar.close()
     frame = pd.DataFrame(rows, columns=list(COLUMNS) + OPPORTUNITY_COLUMNS)
     summary = yardstick_summary(days, order=list(config.behaviors))

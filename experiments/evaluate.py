@@ -312,11 +312,12 @@ def evaluate(agent_specs, *, episodes: int = 5, seed: int = 0, scenarios="defaul
         r, t = result
         (references if task[0] is None else rows).extend(r)
         traces.extend(t)
-        bar.update(len(task[4]))
 
     from experiments.pool import map_ordered
 
-    map_ordered(_run_task, tasks, workers, on_result=take)
+    # the bar moves as tasks finish; results are taken in task order (identical files)
+    map_ordered(_run_task, tasks, workers, on_result=take,
+                on_done=lambda task: bar.update(len(task[4])))
     bar.close()
     frame = attach_yardstick(pd.DataFrame(rows), pd.DataFrame(references))
     order = {label: i for i, label in enumerate(entries)}

@@ -24,6 +24,8 @@ REQUIRED = {
     "collect": ["--episodes", "1", "--out", "o.parquet"],
     "steer": ["--agent", "dt:run", "--out", "o"],
     "scale": ["--data", "d.parquet", "--out", "o"],
+    "market": ["--agents", "truthful", "--out", "o"],
+    "selfplay": ["--out", "o"],
 }
 N = min(2, threads.max_threads())
 
