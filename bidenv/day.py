@@ -147,6 +147,7 @@ class MarketDay:
         self.agent_cost_by_source = np.zeros(2)
         self.hist = np.zeros((len(HistoryRow), n_ticks, k))
         self.tick = 0
+        self._tick_view = None
         self.tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
         self._bid_buffer = np.empty((0, 0), np.float32)  # reused across ticks
         self._open(self.traffic.sample(0, rng_traffic))
@@ -191,7 +192,8 @@ class MarketDay:
         None afterwards.
         """
         start = self.tick
-        saved = (self.obs_all, self.tick_opportunities, self._cur_count, self._cur_pvalue_mean)
+        saved = (self.obs_all, self.tick_opportunities, self._tick_view, self._cur_count,
+                 self._cur_pvalue_mean)
         self.exhausted[0] = True
         for t in range(start, self.n_ticks):
             self.tick = t
@@ -200,7 +202,8 @@ class MarketDay:
             self.simulate_tick(alphas(self.obs_all), on_auctions)
         self.batch = None
         self.tick = start
-        self.obs_all, self.tick_opportunities, self._cur_count, self._cur_pvalue_mean = saved
+        (self.obs_all, self.tick_opportunities, self._tick_view, self._cur_count,
+         self._cur_pvalue_mean) = saved
 
     def _open(self, batch) -> None:
         """Make ``batch`` (None: no more) the tick's opportunities and observe them."""
@@ -322,17 +325,28 @@ class MarketDay:
         h[HistoryRow.CONVERSION] = stats.conversions
         h[HistoryRow.WIN_RATE] = stats.wins / opp
         h[HistoryRow.OPPORTUNITIES] = stats.opportunities
-        # The agent's own view of each opportunity it could enter: predicted value and the
-        # least cost of winning a slot (for bidders that learn from them).
-        agent_rows = rows[adv == 0]
-        lwc_agent = lwc_lose.copy()
-        lwc_agent[agent_rows] = res.least_winning_cost[agent_rows]
-        mine = (np.ones(n, bool) if batch.eligible_mask is None else batch.eligible_mask[:, 0])
-        self.tick_opportunities = (batch.pvalue[mine, 0].astype(np.float32),
-                                   lwc_agent[mine].astype(np.float32))
+        # Each agent's own view of the opportunities it could enter (agent 0's kept at once,
+        # the others' on demand: opportunities_of).
+        self._tick_view = (batch, lwc_lose, rows, adv, res.least_winning_cost)
+        self.tick_opportunities = self.opportunities_of(0)
         if on_auctions is not None:
             on_auctions(batch, bids, res, n_slots, exposure, eligible, alpha)
         return stats
+
+    def opportunities_of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Advertiser ``i``'s view of each opportunity of the tick just played that it could
+        enter, in arrival order: its predicted value (pValue) and the least cost of winning a
+        slot (the clearing price of the last slot it won, else the bid it needed: max(reserve,
+        K_r-th entering bid)); float32. Empty before the first tick."""
+        if self._tick_view is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.float32)
+        batch, lwc_lose, rows, adv, least = self._tick_view
+        won = rows[adv == i]
+        lwc = lwc_lose.copy()
+        lwc[won] = least[won]
+        mask = batch.eligible_mask
+        enter = slice(None) if mask is None else mask[:, i]
+        return batch.pvalue[enter, i].astype(np.float32), lwc[enter].astype(np.float32)
 
     def oracle_record(self, batch, bids, res, n_slots, exposure, eligible, alpha) -> dict:
         """What the hindsight oracle needs of a tick: the agent's values and rivals' top bids.

@@ -230,6 +230,13 @@ class AutoBiddingParallelEnv(ParallelEnv):
         self.agents = [a for a in self.agents if not terminations[a]]
         return obs, rewards, terminations, truncations, infos
 
+    def last_tick_opportunities(self, agent: str) -> dict:
+        """``agent``'s view of each opportunity of the tick just played that it could enter
+        (the single env's :meth:`~bidenv.env.AutoBiddingEnv.last_tick_opportunities` for any
+        agent): ``{"pvalue": ..., "least_winning_cost": ...}``, float32 in arrival order."""
+        pvalue, lwc = self.day.opportunities_of(self._index[agent])
+        return {"pvalue": pvalue, "least_winning_cost": lwc}
+
     def render(self):
         """``render_mode="ansi"``: one line per tick played, each agent's share of its budget
         spent and its alpha (``-`` once it has left); None otherwise."""

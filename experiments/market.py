@@ -159,50 +159,23 @@ def _env(n_agents: int, settings: dict):
 
 class _Tap:
     """Watches a :class:`bidenv.day.MarketDay` without changing it: counts every advertiser's
-    won slots and exposures, and gives each agent its own view of the tick's opportunities."""
+    won slots and exposures."""
 
-    def __init__(self, day, n_agents: int, wants: np.ndarray):
-        self.day, self.K, self.wants = day, n_agents, wants
+    def __init__(self, day):
+        self.day = day
         self.wins = np.zeros(day.k)
         self.exposures = np.zeros(day.k)
         self.ticks = 0
-        self.opportunities: list[dict | None] = [None] * n_agents
         simulate = day.simulate_tick  # the bound method; the instance attribute shadows it
 
         def tapped(alpha, on_auctions=None):
-            def hook(*args):
-                self._opportunities(*args)
-                if on_auctions is not None:
-                    on_auctions(*args)
-
-            stats = simulate(alpha, hook)
+            stats = simulate(alpha, on_auctions)
             self.wins += stats.wins
             self.exposures += stats.exposures
             self.ticks += 1
             return stats
 
         day.simulate_tick = tapped
-
-    def _opportunities(self, batch, bids, res, n_slots, exposure, eligible, alpha) -> None:
-        """Each agent's (pvalue, least winning cost) of the opportunities it could enter, as
-        :meth:`bidenv.day.MarketDay.settle_tick` computes advertiser 0's."""
-        if not self.wants.any():
-            return
-        n = batch.n
-        lwc_lose = res.top_bids[np.arange(n), np.asarray(n_slots) - 1].astype(np.float64)
-        lwc_lose = np.maximum(np.where(np.isfinite(lwc_lose), lwc_lose, 0.0),
-                              self.day.reserve_price)
-        k_res = res.winners.shape[1]
-        flat = np.flatnonzero(res.winners >= 0)
-        rows, adv = flat // k_res, res.winners.ravel()[flat]
-        for i in np.flatnonzero(self.wants):
-            lwc = lwc_lose.copy()
-            won = rows[adv == i]
-            lwc[won] = res.least_winning_cost[won]
-            mine = (np.ones(n, bool) if batch.eligible_mask is None
-                    else batch.eligible_mask[:, i])
-            self.opportunities[i] = {"pvalue": batch.pvalue[mine, i].astype(np.float32),
-                                     "least_winning_cost": lwc[mine].astype(np.float32)}
 
 
 def play_market_day(specs: list[str], settings: dict, seed: int) -> tuple[list[dict], dict]:
@@ -215,7 +188,7 @@ def play_market_day(specs: list[str], settings: dict, seed: int) -> tuple[list[d
     obs, infos = env.reset(seed=seed)
     day = env.day
     updates = [getattr(b, "update", None) for b in bidders]
-    tap = _Tap(day, K, np.array([u is not None for u in updates]))
+    tap = _Tap(day)
     for bidder, campaign in zip(bidders, env.agent_campaigns):
         bidder.reset(campaign.to_dict())
     final = dict(infos)
@@ -227,7 +200,7 @@ def play_market_day(specs: list[str], settings: dict, seed: int) -> tuple[list[d
         for a, info in step_infos.items():
             i = index[a]
             if updates[i] is not None:
-                updates[i](info, tap.opportunities[i])
+                updates[i](info, env.last_tick_opportunities(a))
             final[a] = info
     agents_ticks = day.tick
     if day.tick < day.n_ticks and day.k > K:  # every agent left early: finish the day

@@ -29,11 +29,10 @@ saw, like a real advertiser's bidder, and the market each one faces moves as the
 learn (the non-stationarity self-play studies). The shared model pools K times more days per
 round, which small rounds need; it is one option away.
 
-The multi-agent env exposes per-agent observations and infos but not the per-opportunity view
-(``last_tick_opportunities``) of the single env, so agents' ``update`` gets ``None`` for it:
-``online_lp`` then never leaves its starting multiplier, which is why the default start mix
-(:data:`START_MIX`) is ``bidenv collect``'s without it, and the logs have no ``opp_*``
-columns (``opportunity_features=True`` is refused).
+Agents' ``update`` gets each agent's own per-opportunity view of the tick
+(``AutoBiddingParallelEnv.last_tick_opportunities``). The default start mix
+(:data:`START_MIX`) is ``bidenv collect``'s without ``online_lp`` (the mix the measured runs
+used), and the logs have no ``opp_*`` columns (``opportunity_features=True`` is refused).
 
 Outputs under ``DIR``: ``round_r/data.parquet``, ``round_r/agent_k/`` (or ``shared/``),
 ``days.csv`` (one row per round, split, day and agent), ``rounds.csv`` (per round, split

@@ -12,7 +12,7 @@ import agents  # noqa: E402
 import bidenv  # noqa: E402, F401
 from bidenv.multi_agent import parallel_env  # noqa: E402
 from experiments.cli import main  # noqa: E402
-from experiments.market import _Tap, parse_agents, play_market_day, run_market  # noqa: E402
+from experiments.market import parse_agents, play_market_day, run_market  # noqa: E402
 
 LITE = "bidenv/AutoBiddingLite-v0"
 SMALL = {"opportunities_per_day": 8_000, "n_competitors": 11}
@@ -102,25 +102,27 @@ def test_files_match_an_independent_replay_and_any_workers(tmp_path, capsys):
 
 
 def test_each_agent_sees_its_own_opportunities_as_the_env_computes_them():
-    """The view handed to ``update`` is the env's ``last_tick_opportunities`` rule: checked
-    for advertiser 0 (the one the env computes itself) on every tick, with learning agents."""
+    """The view handed to ``update`` is the env's per-agent ``last_tick_opportunities``
+    (pinned against the auctions in tests/test_multi_agent.py): advertiser 0's is the single
+    env's rule, and every agent's counts the opportunities of its info, on every tick."""
     env = parallel_env(n_agents=3, **SETTINGS)
     bidders = [agents.make(n) for n in ("online_lp", "pid_cpa", "online_lp")]
     obs, _ = env.reset(seed=3)
     for bidder, campaign in zip(bidders, env.agent_campaigns):
         bidder.reset(campaign.to_dict())
-    tap = _Tap(env.day, 3, np.ones(3, bool))
     while env.agents:
         obs, _, _, _, infos = env.step({a: bidders[i].act(obs[a])
                                         for i, a in enumerate(env.possible_agents)
                                         if a in env.agents})
         pvalue, lwc = env.day.tick_opportunities
-        np.testing.assert_array_equal(tap.opportunities[0]["pvalue"], pvalue)
-        np.testing.assert_array_equal(tap.opportunities[0]["least_winning_cost"], lwc)
+        first = env.last_tick_opportunities(env.possible_agents[0])
+        np.testing.assert_array_equal(first["pvalue"], pvalue)
+        np.testing.assert_array_equal(first["least_winning_cost"], lwc)
         for a, info in infos.items():
             i = env.possible_agents.index(a)
-            assert len(tap.opportunities[i]["pvalue"]) == info["opportunities"]
-            bidders[i].update(info, tap.opportunities[i])
+            view = env.last_tick_opportunities(a)
+            assert len(view["pvalue"]) == info["opportunities"]
+            bidders[i].update(info, view)
 
 
 def test_one_learning_agent_plays_the_evaluation_harness_day():

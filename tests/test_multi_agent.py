@@ -259,3 +259,39 @@ def test_render_ansi_and_spaces():
     ma.step({a: np.zeros(1, np.float32) for a in ma.agents})
     lines = ma.render().splitlines()
     assert len(lines) == 2 and lines[1].split()[0] == "1"
+
+
+def test_every_agent_sees_its_own_opportunities_as_the_single_env_rule():
+    # Agent i's view: pValue of the opportunities it could enter and the least cost of
+    # winning a slot there, the clearing price of the last slot where it won one. Checked
+    # against the tick's recorded auctions, row by row.
+    ma = parallel_env(n_agents=3, **SMALL)
+    ma.reset(seed=4)
+    seen = {}
+
+    def hook(batch, bids, res, n_slots, exposure, eligible, alpha):
+        seen["batch"], seen["res"], seen["n_slots"] = batch, res, n_slots
+
+    day = ma.day
+    simulate = day.simulate_tick
+    day.simulate_tick = lambda alpha, on_auctions=None: simulate(alpha, hook)
+    ma.step({a: np.full(1, 0.3, np.float32) for a in ma.agents})
+    batch, res = seen["batch"], seen["res"]
+    slots = np.broadcast_to(np.asarray(seen["n_slots"]), (batch.n,))
+    for i, name in enumerate(ma.possible_agents):
+        view = ma.last_tick_opportunities(name)
+        expect_p, expect_lwc = [], []
+        for r in range(batch.n):
+            if not batch.eligible[r, i]:
+                continue
+            expect_p.append(batch.pvalue[r, i])
+            row_winners = list(res.winners[r])
+            if i in row_winners:
+                expect_lwc.append(res.least_winning_cost[r])
+            else:
+                b = res.top_bids[r, slots[r] - 1]
+                expect_lwc.append(max(b if np.isfinite(b) else 0.0, day.reserve_price))
+        np.testing.assert_array_equal(view["pvalue"], np.float32(expect_p))
+        np.testing.assert_allclose(view["least_winning_cost"], np.float32(expect_lwc), rtol=1e-6)
+    single = ma.day.opportunities_of(0)
+    np.testing.assert_array_equal(single[1], ma.day.tick_opportunities[1])
