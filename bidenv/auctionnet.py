@@ -140,13 +140,7 @@ def import_auctionnet(csv_path, *, n_ticks: int = 48, max_alpha: float = MAX_ALP
     else:
         path = Path(csv_path)
         source, where = path.name, f"AuctionNet log {path.name}"
-        if not path.is_file():
-            raise FileNotFoundError(f"AuctionNet log {str(path)!r} does not exist")
-        try:
-            header = pd.read_csv(path, nrows=0)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{where} is not a readable CSV file: {exc}") from None
-        _check_columns(header.columns, where)
+        _check_columns(_csv_header(path, "AuctionNet log"), where)
         chunks = pd.read_csv(path, usecols=list(REQUIRED_COLUMNS), chunksize=chunk_rows)
 
     parts, rows = [], 0
@@ -512,14 +506,22 @@ def file_format(path) -> str:
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if it is not a readable CSV file.
     """
-    path = Path(path)
+    return log_format(_csv_header(Path(path), "AuctionNet file"))
+
+
+def _csv_header(path: Path, what: str) -> pd.Index:
+    """The column names of CSV file ``path`` (``what`` names it in errors).
+
+    Raises:
+        FileNotFoundError: if ``path`` does not exist.
+        ValueError: if it is not a readable CSV file.
+    """
     if not path.is_file():
-        raise FileNotFoundError(f"AuctionNet file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
-        header = pd.read_csv(path, nrows=0)
+        return pd.read_csv(path, nrows=0).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"AuctionNet file {path.name} is not a readable CSV file: {exc}") from None
-    return log_format(header.columns)
+        raise ValueError(f"{what} {path.name} is not a readable CSV file: {exc}") from None
 
 
 def parse_states(values, where: str = "trajectory file", column: str = "state") -> np.ndarray:

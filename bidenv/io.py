@@ -14,6 +14,7 @@ two machines write the same file.)
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -45,14 +46,23 @@ def remove_stale_temporaries(path) -> list[Path]:
     """Remove the temporary files that killed writers of ``path`` left behind.
 
     Only files named like :func:`atomic_path`'s (``.<name>.tmp-<pid>-...`` next to ``path``)
-    are considered; one is removed when process ``<pid>`` is not running or the file is older
-    than :data:`STALE_AFTER_S`. Returns the paths removed.
+    are considered (:func:`remove_stale`). Returns the paths removed.
     """
     path = Path(path)
-    prefix = _tmp_prefix(path.name)
+    return remove_stale(path.parent, _tmp_prefix(path.name))
+
+
+def remove_stale(folder, prefix: str, *, folders: bool = False) -> list[Path]:
+    """Remove the entries of ``folder`` named ``<prefix><pid>-...`` that a writer left behind.
+
+    One is removed when process ``<pid>`` is not running or it is older than
+    :data:`STALE_AFTER_S`. Files only, or (``folders=True``) folders only, with their
+    contents: the staging folders of writers that build a whole folder before renaming it.
+    Returns the paths removed.
+    """
     removed = []
     try:
-        entries = list(os.scandir(path.parent))
+        entries = list(os.scandir(folder))
     except OSError:
         return removed
     now = time.time()
@@ -63,11 +73,16 @@ def remove_stale_temporaries(path) -> list[Path]:
         if not (sep and pid_text.isdigit()):
             continue
         try:
-            if not entry.is_file(follow_symlinks=False):
+            kind_ok = (entry.is_dir(follow_symlinks=False) if folders
+                       else entry.is_file(follow_symlinks=False))
+            if not kind_ok:
                 continue
             old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
             if old or not _pid_alive(int(pid_text)):
-                os.unlink(entry.path)
+                if folders:
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
                 removed.append(Path(entry.path))
         except OSError:  # removed meanwhile by another writer, or not ours to remove
             continue

@@ -48,27 +48,9 @@ def check_dataset_id(dataset_id) -> str:
 
 def _remove_stale_staging(root: Path) -> None:
     """Remove the staging folders of exports into ``root`` whose process is gone."""
-    from bidenv.io import STALE_AFTER_S, _pid_alive
+    from bidenv.io import remove_stale
 
-    try:
-        entries = list(os.scandir(root))
-    except OSError:
-        return
-    now = time.time()
-    for entry in entries:
-        if not entry.name.startswith(_STAGING_PREFIX):
-            continue
-        pid_text, sep, _ = entry.name[len(_STAGING_PREFIX):].partition("-")
-        if not (sep and pid_text.isdigit()):
-            continue
-        try:
-            if not entry.is_dir(follow_symlinks=False):
-                continue
-            old = now - entry.stat(follow_symlinks=False).st_mtime > STALE_AFTER_S
-        except OSError:
-            continue
-        if old or not _pid_alive(int(pid_text)):
-            shutil.rmtree(entry.path, ignore_errors=True)
+    remove_stale(root, _STAGING_PREFIX, folders=True)
 
 
 def _default_root() -> Path:
