@@ -13,9 +13,9 @@ def _burn(seconds: float, extra: str = "") -> list[str]:
     """A child that burns about ``seconds`` of CPU, then prints its own measurement."""
     return [sys.executable, "-c",
             "import time\n"
+            f"{extra}"  # before the clock starts: the loop's CPU time is the burn alone
             "t = time.process_time()\n"
             f"while time.process_time() - t < {seconds}: pass\n"
-            f"{extra}"
             "print(f'LOOP_CPU_S={time.process_time() - t:.4f} KIND=burn')"]
 
 
