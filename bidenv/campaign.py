@@ -87,7 +87,11 @@ AGENT_TIGHTNESS_RANGE = (0.7, 1.4)
 #: Share of ROI campaigns among the agent's campaigns.
 AGENT_ROI_SHARE = 0.2
 
-_FIELDS = ("budget", "constraint", "target_cpa", "target_roi", "category")
+_FIELDS = ("budget", "constraint", "target_cpa", "target_roi", "category", "cold_start",
+           "marketing_style")
+#: The campaign's traffic profile flags (default False; omitted from :meth:`Campaign.to_dict`
+#: when False, so a default campaign's dict is what it always was).
+PROFILE_FLAGS = ("cold_start", "marketing_style")
 
 # Bounds that keep the environment's bids finite. Bids are float32 (the env's bid matrix):
 # ``bid = pvalue * alpha * scale`` (times the conversion value for ROI campaigns), with
@@ -125,6 +129,15 @@ class Campaign:
     The bounds keep the environment's float32 bids finite (see :data:`MAX_MONEY`); anything
     else raises a one-line ``ValueError`` naming the field and its allowed range.
         category: Advertiser category in ``[0, N_CATEGORIES)``; sets its pValue level.
+        cold_start: The campaign's ads are new (little history): the platform's predictions
+            of its conversion rate are wider and biased, exactly as for the market's
+            cold-start competitors (:class:`bidenv.traffic.latent.AdvertiserProfile`), and
+            the feed's exploration favours it as it does them.
+        marketing_style: The campaign runs "marketing-style" ads: the platform predicts a
+            rate ``marketing_boost`` times higher than for a plain ad while the true rate is
+            ``marketing_true_ratio`` times the prediction, as for the market's marketing
+            competitors. Both flags default to False (the established advertiser whose
+            truthful bid is the calibrated one).
     """
 
     budget: float
@@ -132,6 +145,8 @@ class Campaign:
     target_cpa: float | None = None
     target_roi: float | None = None
     category: int = 0
+    cold_start: bool = False
+    marketing_style: bool = False
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -154,6 +169,11 @@ class Campaign:
         if isinstance(category, (float, np.floating)) and float(category).is_integer():
             category = int(category)  # a whole float, e.g. from a float data column
         set_("category", check_int("category", category, 0, N_CATEGORIES - 1))
+        for flag in PROFILE_FLAGS:
+            value = getattr(self, flag)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{flag} must be True or False, got {short_repr(value)}")
+            set_(flag, bool(value))
 
     @classmethod
     def coerce(cls, spec) -> Campaign:
@@ -188,8 +208,13 @@ class Campaign:
         return self.target_roi if self.constraint == "roi" else self.target_cpa
 
     def to_dict(self) -> dict:
-        """Plain dict of the campaign fields (JSON friendly)."""
-        return asdict(self)
+        """Plain dict of the campaign fields (JSON friendly); a profile flag
+        (``cold_start``, ``marketing_style``) only when it is True."""
+        data = asdict(self)
+        for flag in PROFILE_FLAGS:
+            if not data[flag]:
+                del data[flag]
+        return data
 
 
 @dataclass(frozen=True)
@@ -202,6 +227,8 @@ class CampaignArrays:
     target_cpa: np.ndarray  # (k,) float64; bid scale for ROI rows is unused (nan)
     target_roi: np.ndarray  # (k,) float64; nan where not ROI
     category: np.ndarray  # (k,) int64
+    cold_start: np.ndarray | None = None  # (k,) bool, the campaigns' own flags (None: all False)
+    marketing_style: np.ndarray | None = None  # (k,) bool, likewise
 
     @classmethod
     def from_campaigns(cls, campaigns: list[Campaign]) -> CampaignArrays:
@@ -214,6 +241,9 @@ class CampaignArrays:
             target_roi=np.array([c.target_roi if c.target_roi is not None else np.nan
                                  for c in campaigns], dtype=np.float64),
             category=np.array([c.category for c in campaigns], dtype=np.int64),
+            cold_start=np.array([getattr(c, "cold_start", False) for c in campaigns], bool),
+            marketing_style=np.array([getattr(c, "marketing_style", False) for c in campaigns],
+                                     bool),
         )
 
     def __len__(self) -> int:

@@ -24,7 +24,8 @@ from bidenv.traffic import SlotSettings, make_traffic
 from bidenv.validation import check_choice, check_int, check_number
 
 #: The ``reset(options=...)`` keys: they override the agent's campaign for the episode.
-CAMPAIGN_OPTIONS = ("budget", "constraint", "target_cpa", "target_roi", "category")
+CAMPAIGN_OPTIONS = ("budget", "constraint", "target_cpa", "target_roi", "category",
+                    "cold_start", "marketing_style")
 
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
 REWARD_MODES = ("score", "expected_score", "conversions")
@@ -85,7 +86,10 @@ class AutoBiddingEnv(gym.Env):
     2,000-8,000 scaled to the day's volume, CPA targets 25-130, categories, about 20% ROI
     campaigns) and heuristics, the traffic's per-episode perturbations, and the agent's
     campaign unless one was given. ``options`` may override the agent's campaign for the
-    episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``.
+    episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``, and
+    the campaign's traffic profile ``cold_start`` / ``marketing_style`` (default False: wider,
+    biased predictions / inflated predictions of a lower true rate, as the market's
+    cold-start and marketing competitors have; see ``bidenv.campaign.Campaign``).
 
     The agent's drawn campaign (``bidenv.campaign.draw_agent_campaign``) lies inside the
     market of its category: category uniform over the 8, budget log-uniform over
@@ -127,6 +131,7 @@ class AutoBiddingEnv(gym.Env):
     | ``record`` | False | keep what ``bidenv.oracle`` needs |
     | ``max_alpha`` | 10.0 | action scale: alpha in [1/max_alpha, max_alpha] |
     | ``render_mode`` | None | ``"ansi"`` (pacing lines) or ``"rgb_array"`` (pacing figure) |
+    | ``retrieval`` | ``"cascade"`` | ``"generative"``: candidates by semantic match per intent |
 
     Both ids register ``max_episode_steps=48`` (the default day); a day ends by itself at its
     last tick, so for a longer ``n_ticks`` pass ``max_episode_steps=n_ticks`` to ``gym.make``.
@@ -169,7 +174,8 @@ class AutoBiddingEnv(gym.Env):
                  slot_exposure=(1.0, 0.8, 0.6), mechanism: str = "gsp",
                  reserve_price: float = 0.01, beta: float = 2.0, reward_mode: str = "score",
                  campaign=None, traffic="mixed", competitors=None, record: bool = False,
-                 max_alpha: float = 10.0, render_mode: str | None = None):
+                 max_alpha: float = 10.0, render_mode: str | None = None,
+                 retrieval: str = "cascade"):
         self.n_ticks = check_int("n_ticks", n_ticks, 1)
         if render_mode is not None:
             check_choice("render_mode", render_mode, self.metadata["render_modes"])
@@ -187,7 +193,8 @@ class AutoBiddingEnv(gym.Env):
         self.n_slots = int(n_slots)
         self.reward_mode = reward_mode
         self.campaign = None if campaign is None else Campaign.coerce(campaign)
-        self.traffic_source = make_traffic(traffic)
+        self.retrieval = retrieval
+        self.traffic_source = make_traffic(traffic, retrieval)
         self.competitor_policy = competitors if competitors is not None else (
             HeuristicCompetitors(max_alpha=max_alpha))
         self.record = bool(record)

@@ -9,11 +9,111 @@ figures compose in notebooks::
 
 ``frame`` arguments are :func:`experiments.analysis.simulate_budget` outputs; ``trace`` arguments
 are the per-tick frames of :func:`experiments.analysis.simulate_day` (``trace=True``).
+
+Every budget figure says in its title how many simulated days it averages and that its bands
+(error bars) are 95% bootstrap intervals over those days. Budgets and spend are the campaign's
+money per day (:data:`MONEY_NOTE` says how they relate to the environment's day, once, as the
+caption :func:`caption` adds). Budget labels on the points never overlap: :func:`declutter`
+moves a label that would cover another one, or leaves it out.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+#: How budgets and spend relate to the simulated day (a figure caption, the printed table).
+MONEY_NOTE = ("Budgets and spend: the campaign's money per day of 500k opportunities (the "
+              "default environment's day; a smaller environment plays a share of that day, "
+              "with the budget scaled down by that share and spend scaled back up)")
+
+
+def days_note(frame) -> str:
+    """``"mean of N simulated days per budget; bands: 95% intervals"`` for a frame."""
+    days = sorted(set(frame["days"].astype(int))) if "days" in frame and len(frame) else []
+    if not days:
+        return "bands: 95% bootstrap intervals over days"
+    n = f"{days[0]}" if len(days) == 1 else f"{days[0]}-{days[-1]}"
+    if days[-1] < 2:
+        return f"{n} simulated day per budget: no interval"
+    return f"mean of {n} simulated days per budget; bands: 95% intervals"
+
+
+def caption(fig, frame=None, *, scale: float | None = None, extra: str = ""):
+    """Add the figure caption, the money note (:data:`MONEY_NOTE`; titles state the days).
+
+    ``scale`` (or the frame's ``day_scale``) is the environment's day as a share of the
+    reference day; ``extra`` is text put before the note.
+    """
+    if scale is None and frame is not None and "day_scale" in frame and len(frame):
+        scale = float(frame["day_scale"].iloc[0])
+    money = MONEY_NOTE
+    if scale is not None and abs(scale - 1) > 1e-9:
+        money += f"; this environment's day is {scale:.3g} of it"
+    text = ". ".join(p for p in (extra, money) if p) + "."
+    return fig.text(0.01, 0.005, text, fontsize=6.5, ha="left", va="bottom", wrap=True)
+
+
+def _money_axis(axis):
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+
+
+def declutter(ax, offsets=((4, -10), (4, 4), (-4, 4), (-4, -10), (8, -18), (8, 12),
+                           (-8, 12), (-8, -18)), renderer=None):
+    """Place the budget labels of :func:`roi_curve` so that none overlaps another.
+
+    Each label tries the offsets (in points from its point) in turn and keeps the first whose
+    box overlaps no label already placed and stays inside the axes; a label with no such place
+    is hidden. :func:`roi_curve` also runs it whenever the axes are drawn, so the labels stay
+    apart after a layout change (``tight_layout``, a resize, ``savefig`` at another dpi).
+    """
+    texts = getattr(ax, "_bidenv_budget_labels", [])
+    if not texts:
+        return ax
+    if renderer is None:
+        renderer = ax.figure.canvas.get_renderer()
+    from matplotlib.transforms import Bbox
+
+    inside = ax.get_window_extent(renderer)
+    # The points' markers are obstacles too (a label should not cover a point).
+    r = 3.0 * renderer.points_to_pixels(1.0)
+    points = [ax.transData.transform(line.get_xydata()) for line in ax.lines
+              if line.get_marker() not in (None, "None", "", " ")]
+    obstacles = [Bbox.from_extents(x - r, y - r, x + r, y + r)
+                 for xy in points for x, y in xy if np.isfinite(x) and np.isfinite(y)]
+    kept = []
+    for t in texts:
+        t.set_visible(True)
+        # First a place clear of labels and points; failing that, clear of labels only.
+        places = [(d, avoid) for avoid in (True, False) for d in offsets]
+        for (dx, dy), avoid_points in places:
+            t.xyann = (dx, dy)
+            t.set_horizontalalignment("left" if dx >= 0 else "right")
+            box = t.get_window_extent(renderer).expanded(1.08, 1.15)
+            if (box.x0 >= inside.x0 and box.x1 <= inside.x1 and box.y0 >= inside.y0
+                    and box.y1 <= inside.y1 and not any(box.overlaps(k) for k in kept)
+                    and not (avoid_points and any(box.overlaps(o) for o in obstacles))):
+                kept.append(box)
+                break
+        else:
+            t.set_visible(False)
+    return ax
+
+
+def _declutter_on_draw(ax):
+    """An invisible artist drawn before the labels that places them (:func:`declutter`)."""
+    from matplotlib.artist import Artist
+
+    class _Placer(Artist):
+        def draw(self, renderer):
+            declutter(ax, renderer=renderer)
+
+    if not any(isinstance(a, Artist) and type(a).__name__ == "_Placer" for a in ax.artists):
+        placer = _Placer()
+        placer.set_zorder(-100)
+        placer.set_in_layout(False)
+        ax.add_artist(placer)
 
 
 def _axes(ax):
@@ -58,6 +158,7 @@ def roi_curve(frame, *, y: str = "conversions", ax=None, target_line: bool = Tru
         raise ValueError(f"y must be 'conversions' or 'value', got {y!r}")
     ax = _axes(ax)
     targets_drawn = set()
+    labels = []
     xmax = 1.1 * float(np.nanmax(frame["spend"].to_numpy(float))) if len(frame) else 1.0
     for label, target, g in _groups(frame):
         (line,) = ax.plot(g["spend"], g[y], "o-", label=label)
@@ -67,8 +168,11 @@ def roi_curve(frame, *, y: str = "conversions", ax=None, target_line: bool = Tru
                     fmt="none", ecolor=line.get_color(), alpha=0.4, capsize=2)
         if annotate_budgets:
             for _, r in g.iterrows():
-                ax.annotate(f"{r['budget']:,.0f}", (r["spend"], r[y]), fontsize=7,
-                            textcoords="offset points", xytext=(3, -9), color=line.get_color())
+                text = ax.annotate(f"{r['budget']:,.0f}", (r["spend"], r[y]), fontsize=7,
+                                   textcoords="offset points", xytext=(4, -10),
+                                   color=line.get_color())
+                text.set_in_layout(False)
+                labels.append(text)
         constraint = g["constraint"].iloc[0]
         if target_line and target not in targets_drawn and constraint in ("cpa", "roi"):
             xs = np.array([0.0, xmax])
@@ -77,12 +181,16 @@ def roi_curve(frame, *, y: str = "conversions", ax=None, target_line: bool = Tru
             elif y == "value" and constraint == "roi":
                 ax.plot(xs, xs * target, "k--", lw=0.8, label=f"ROI = {target:g}")
             targets_drawn.add(target)
-    ax.set_xlabel("spend per day")
+    ax.set_xlabel("spend per day (labels: daily budget)")
     ax.set_ylabel(f"{y} per day (expected)")
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    ax.set_title(f"Spend vs {y} by budget")
+    _money_axis(ax.xaxis)
+    ax.set_title(f"Spend vs {y} by budget\n{days_note(frame)}", fontsize=10)
     ax.legend(fontsize=8)
+    ax._bidenv_budget_labels = getattr(ax, "_bidenv_budget_labels", []) + labels
+    _declutter_on_draw(ax)
+    declutter(ax)
     return ax
 
 
@@ -115,8 +223,10 @@ def marginal_curve(frame, *, kind: str | None = None, ax=None):
                        f"{target:g}")
             drawn.add(target)
     ax.set_xlabel("daily budget")
+    _money_axis(ax.xaxis)
     ax.set_ylabel(f"marginal {kind.upper()}")
-    ax.set_title(f"Marginal {kind.upper()} between neighbouring budgets")
+    ax.set_title(f"Marginal {kind.upper()} between neighbouring budgets\n{days_note(frame)}",
+                 fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
@@ -134,8 +244,9 @@ def cpa_vs_budget(frame, *, ax=None, kind: str | None = None):
             ax.axhline(target, color="k", ls="--", lw=0.8, label=f"target {target:g}")
             drawn.add(target)
     ax.set_xlabel("daily budget")
+    _money_axis(ax.xaxis)
     ax.set_ylabel(kind.upper())
-    ax.set_title(f"{kind.upper()} by budget")
+    ax.set_title(f"{kind.upper()} by budget\n{days_note(frame)}", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
@@ -150,8 +261,9 @@ def budget_used_curve(frame, *, ax=None, saturation: float | None = 0.9):
         ax.axhline(saturation, color="k", ls=":", lw=0.8, label=f"{saturation:.0%} used")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("daily budget")
+    _money_axis(ax.xaxis)
     ax.set_ylabel("share of budget spent")
-    ax.set_title("Budget used")
+    ax.set_title(f"Budget used\n{days_note(frame)}", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
@@ -167,12 +279,17 @@ def source_mix(frame, *, ax=None):
     ax.set_xticks(x, [f"{b:,.0f}" for b in g["budget"]])
     ax.set_xlabel("daily budget")
     ax.set_ylabel("share of spend")
-    ax.set_title(f"Spend by traffic source ({label})")
+    ax.set_title(f"Spend by traffic source ({label})\n{days_note(frame)}", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 
 
-def pacing(trace, *, ax=None, label: str | None = None, show_traffic: bool = True):
+#: (line style, marker) of successive strategies in :func:`pacing`.
+PACING_STYLES = (("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"))
+
+
+def pacing(trace, *, ax=None, label: str | None = None, show_traffic: bool = True,
+           style: int = 0):
     """Hourly pacing of one day: cumulative share of budget spent vs share of traffic past.
 
     A strategy that spends evenly over the day's opportunities follows the traffic line; above
@@ -184,20 +301,26 @@ def pacing(trace, *, ax=None, label: str | None = None, show_traffic: bool = Tru
         ax: Axes to draw on.
         label: Legend label of the spend line.
         show_traffic: Also draw the traffic line.
+        style: Index of the line style and marker (give each strategy its own, so that no
+            line hides another where they coincide).
     """
     ax = _axes(ax)
     hours = np.concatenate([[0.0], trace["hour"].to_numpy(float)])
+    ls, marker = PACING_STYLES[style % len(PACING_STYLES)]
+    period = max(len(hours) // 8, 1)
     ax.step(hours, np.concatenate([[0.0], trace["spend_share"].to_numpy(float)]), where="post",
-            label=label or "spend / budget")
+            label=label or "spend / budget", ls=ls, marker=marker, ms=4, lw=1.4,
+            markevery=(style * max(period // len(PACING_STYLES), 1) % period, period),
+            zorder=3 + style)
     if show_traffic:
-        ax.plot(hours, np.concatenate([[0.0], trace["traffic_share"].to_numpy(float)]), "k--",
-                lw=0.8, label="traffic past / day")
+        ax.plot(hours, np.concatenate([[0.0], trace["traffic_share"].to_numpy(float)]),
+                color="0.5", lw=2.5, alpha=0.5, label="traffic past / day", zorder=2)
     ax.set_xlim(0, 24)
     ax.set_ylim(0, 1.05)
     ax.set_xticks(range(0, 25, 3))
     ax.set_xlabel("hour of day")
     ax.set_ylabel("cumulative share")
-    ax.set_title("Pacing over one day")
+    ax.set_title("Pacing over one simulated day (one day: no interval)", fontsize=10)
     ax.legend(fontsize=8)
     return ax
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +66,10 @@ TRAFFIC_NAMES = ("mixed", "feed", "search")
 MAX_BUDGETS = 200
 MAX_DAYS = 10_000
 MAX_BUDGET = 1e9
+#: Fewer simulated days than this per budget give a warning with the advice.
+MIN_DAYS = 10
+#: Default cap on the days of :func:`simulate_until_confident` (``--max-days``).
+MAX_DAYS_CONFIDENT = 40
 #: Largest spec file read (a spec is a few hundred bytes).
 MAX_SPEC_BYTES = 1_000_000
 DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
@@ -419,19 +423,23 @@ def _run_day(task) -> dict:
             "seed": spec["seed"] + day, **out}
 
 
-def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True):
+def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True,
+                  first_day: int = 0):
     """One row per (strategy, target, budget, day): the raw days behind :func:`simulate_budget`.
 
-    Day ``i`` of every row is ``reset(seed=spec.seed + i)``; results do not depend on
-    ``workers`` (each day is played on its own, in a fresh episode of a cached env).
+    Day ``i`` of every row is ``reset(seed=spec.seed + i)``, for ``i`` from ``first_day`` to
+    ``first_day + spec.days - 1`` (a later block continues the same days: see
+    :func:`simulate_until_confident`); results do not depend on ``workers`` (each day is played
+    on its own, in a fresh episode of a cached env).
     """
     import pandas as pd
     from tqdm.auto import tqdm
 
     workers = check_int("workers", workers, 1)
+    first_day = check_int("first_day", first_day, 0)
     plain = spec.to_dict()
     tasks = [(s, t, b, d, plain) for s in spec.strategies for t in spec.targets
-             for b in spec.budgets for d in range(spec.days)]
+             for b in spec.budgets for d in range(first_day, first_day + spec.days)]
     rows = []
     with tqdm(total=len(tasks), desc="simulating days", unit="day",
               disable=not progress) as bar:
@@ -522,6 +530,8 @@ def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, see
                 b = b[np.isfinite(b)] if np.isfinite(mean[m][j]) else b[:0]
                 lo, hi = (np.quantile(b, [lo_q, hi_q]) if len(b) else (math.nan, math.nan))
                 row[f"{m}_lo"], row[f"{m}_hi"] = float(lo), float(hi)
+            if "day_scale" in g:
+                row["day_scale"] = float(g["day_scale"].iloc[0])
             row["feed_share_of_spend"] = float(feed_share[j])
             row["search_share_of_spend"] = (float(1 - feed_share[j])
                                             if np.isfinite(feed_share[j]) else math.nan)
@@ -557,45 +567,196 @@ def simulate_budget(spec: Mapping | BudgetSpec | None = None, *, workers: int = 
     """
     spec = parse_spec(spec, **fields)
     days = simulate_days(spec, workers=workers, progress=progress)
+    frame = _summary(days, spec)
+    return (frame, days) if return_days else frame
+
+
+def _summary(days, spec: BudgetSpec):
+    """:func:`summarise_days` of ``days``, ordered as the spec, with its traffic and spec."""
     frame = summarise_days(days, seed=spec.seed)
     order = {s: i for i, s in enumerate(spec.strategies)}
     frame = frame.sort_values(["strategy", "target", "budget"],
                               key=lambda c: c.map(order) if c.name == "strategy" else c,
                               kind="stable").reset_index(drop=True)
     frame.insert(5, "traffic", spec.traffic_label)
-    frame.attrs["spec"] = spec.to_dict()
-    return (frame, days) if return_days else frame
+    frame.attrs["spec"] = replace(spec, days=int(days["day"].nunique())).to_dict()
+    return frame
+
+
+def simulate_until_confident(spec: Mapping | BudgetSpec | None = None, *,
+                             max_days: int = MAX_DAYS_CONFIDENT, workers: int = 1,
+                             progress: bool = True, play=None, **fields):
+    """:func:`simulate_budget`, adding days in blocks until no decision straddles the target.
+
+    The first block is ``spec.days`` days (day ``i`` is ``reset(seed=spec.seed + i)``); while
+    some (strategy, target) of :func:`recommend` is ``"uncertain"`` (a marginal CPA/ROI
+    interval straddles the target) another block of ``spec.days`` days is played, the same
+    seeds continuing (days ``S + n, S + n + 1, ...``), up to ``max_days`` in all. The result is
+    the same as one :func:`simulate_budget` run with the final number of days.
+
+    Args:
+        spec, workers, progress, fields: As for :func:`simulate_budget`.
+        max_days: Cap on the days per budget, at least ``spec.days``.
+        play: ``play(spec, first_day)`` returning the days frame of ``spec.days`` days from
+            ``first_day`` (default :func:`simulate_days`; tests pass a fake).
+
+    Returns:
+        ``(frame, days, advice, stop)``: the summary, the per-day frame, :func:`recommend`'s
+        output and ``stop = {"days", "blocks", "confident", "max_days"}``.
+    """
+    import pandas as pd
+
+    spec = parse_spec(spec, **fields)
+    max_days = check_int("max_days", max_days, 1, MAX_DAYS)
+    if max_days < spec.days:
+        raise ValueError(f"max_days ({max_days}) must be at least the days of the first block "
+                         f"({spec.days})")
+    if play is None:
+        def play(block, first_day):
+            return simulate_days(block, workers=workers, progress=progress,
+                                 first_day=first_day)
+    blocks, total = [], 0
+    while True:
+        n = min(spec.days, max_days - total)
+        blocks.append(play(replace(spec, days=n), total))
+        total += n
+        days = pd.concat(blocks, ignore_index=True)
+        frame = _summary(days, spec)
+        advice = recommend(frame)
+        confident = not (advice["decision"] == "uncertain").any()
+        if confident or total >= max_days:
+            break
+    return frame, days, advice, {"days": total, "blocks": len(blocks), "confident": confident,
+                                 "max_days": max_days}
 
 
 # --------------------------------------------------------------------------------------------
 # Recommendation
 # --------------------------------------------------------------------------------------------
+def step_status(marginal, lo, hi, target: float, kind: str) -> np.ndarray:
+    """Each budget step's verdict from its marginal CPA/ROI and 95% interval, against a target.
+
+    ``"pass"``: the interval lies entirely on the right side of the target (CPA: ``hi <=
+    target``; ROI: ``lo >= target``); ``"fail"``: entirely on the wrong side (an infinite
+    marginal CPA, extra spend that bought nothing, fails too); ``"straddle"``: the interval
+    contains the target, or there is none (a finite estimate without a finite interval, e.g.
+    from a single day); ``"none"``: no extra spend at this step (nan marginal).
+    """
+    marginal, lo, hi = (np.asarray(x, dtype=np.float64) for x in (marginal, lo, hi))
+    known = np.isfinite(lo) & np.isfinite(hi)
+    if kind == "roi":
+        good, bad = known & (lo >= target), (known & (hi < target))
+    else:
+        good, bad = known & (hi <= target), (known & (lo > target)) | (marginal == np.inf)
+    out = np.where(good, "pass", np.where(bad, "fail", "straddle")).astype(object)
+    out[np.isnan(marginal)] = "none"
+    return out
+
+
+def decide(budgets, status) -> tuple[str, int | None, int | None]:
+    """The decision along increasing budgets from :func:`step_status`'s verdicts.
+
+    Walking up from the smallest budget over passing steps (``"none"`` steps neither break nor
+    extend the run), ``best`` is the last passing budget. Then:
+
+    * ``"try_larger"`` when ``best`` is the largest budget tried (the margin still pays there);
+    * ``"raise"`` when the run ends in a confident failure or in steps without extra spend;
+    * ``"uncertain"`` when it ends in a straddling step: ``upper`` is the last budget before the
+      next confident failure (the answer lies between ``best`` and ``upper``);
+    * ``"none"`` when already the first step fails (``best`` is None).
+
+    Returns:
+        ``(decision, best, upper)`` with ``best``/``upper`` indices or None.
+    """
+    n = len(budgets)
+    best, k = None, 0
+    while k < n and status[k] in ("pass", "none"):
+        if status[k] == "pass":
+            best = k
+        k += 1
+    if k == n or status[k] == "fail":
+        if best is None:
+            return "none", None, None
+        return ("try_larger" if best == n - 1 else "raise"), best, None
+    upper = k
+    for j in range(k, n):
+        if status[j] == "fail":
+            break
+        if status[j] != "none":
+            upper = j
+    return "uncertain", best, upper
+
+
+def _interval_width(g, col) -> float:
+    """Median relative half-width of the 95% intervals of ``col`` over budgets (nan if none)."""
+    if f"{col}_lo" not in g:
+        return math.nan
+    mid, lo, hi = (g[c].to_numpy(dtype=float) for c in (col, f"{col}_lo", f"{col}_hi"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = (hi - lo) / 2 / np.abs(mid)
+    rel = rel[np.isfinite(rel)]
+    return float(np.median(rel)) if len(rel) else math.nan
+
+
+def days_warning(n_days, width: float = math.nan, what: str = "marginal CPA",
+                 min_days: int = MIN_DAYS) -> str:
+    """A warning when fewer than ``min_days`` days were simulated ("" otherwise).
+
+    ``width`` is the intervals' median relative half-width (from :func:`recommend`); a
+    bootstrap interval narrows as 1/sqrt(days), so 4x the days halve it.
+    """
+    if n_days is None or not n_days < min_days:
+        return ""
+    if n_days < 2:
+        return (f"only {n_days} day simulated per budget: no interval can be computed, so no "
+                f"decision is sure; simulate at least {min_days} days (--days, or "
+                "--until-confident)")
+    implied = (f": the {what}'s 95% intervals are +/-{100 * width:.0f}% wide (median over "
+               f"budgets), and a bootstrap over so few days understates even that"
+               if math.isfinite(width) else "")
+    return (f"only {n_days} days simulated per budget (fewer than {min_days}){implied}; "
+            f"simulate more days (--days, or --until-confident)")
+
+
 def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
               spend_tolerance: float = SPEND_TOLERANCE):
-    """Per (strategy, target): the budget to run at and the budget beyond which spend stalls.
+    """Per (strategy, target): the budget to run at, how sure that is, and where spend stalls.
 
-    * ``recommended_budget``: the largest budget up to which the marginal CPA stays at or under
-      the target at every step from the smallest budget (for ROI campaigns: the marginal ROI
-      stays at or above it; steps with no extra spend, a nan marginal, neither break nor extend
-      the run). ``nan`` when already the first budget's CPA (its marginal from zero) misses the
-      target. Budget-only campaigns have no target: the recommendation is the saturation
-      budget's neighbour below (the largest budget still spent).
+    The decision reads the marginal CPA (ROI) *with its 95% interval* at each budget step
+    (:func:`step_status`, :func:`decide`): walking up from the smallest budget while each
+    step's interval lies entirely under the target CPA (above the target ROI),
+
+    * ``"raise"``: "raise the budget to X" when the next step's interval lies entirely over
+      the target CPA (under the target ROI), or the larger budgets are not spent;
+    * ``"uncertain"``: "uncertain between X and Y: simulate more days" when an interval
+      straddles the target (``upper_budget`` is Y, the last budget before a confident miss);
+    * ``"try_larger"``: "try larger budgets" when the margin still pays at the largest budget
+      tried (never "raise up to the largest budget");
+    * ``"none"``: even the smallest budget misses the target at the margin.
+
+    Steps with no extra spend (nan marginal) neither break nor extend the run. Without
+    interval columns (``marginal_cpa_lo``/``_hi``) every finite estimate counts as straddling;
+    so does a single simulated day. Budget-only campaigns have no target: the recommendation
+    is the largest budget still spent (at least ``saturation`` of it).
+
     * ``saturation_budget``: the budget beyond which the strategy cannot spend more: the
       smallest budget, short of the largest tried, at which it spends less than
       ``saturation`` (default 90%) of the budget *and* already within ``spend_tolerance``
-      (5%) of the most it spends at any larger budget. ``nan`` when no budget qualifies
-      (every budget is spent, or spend still grows up to the largest budget tried).
-    * ``max_spend``: the largest mean spend seen.
+      (5%) of the most it spends at any larger budget. ``nan`` when no budget qualifies.
+    * ``warning``: set when fewer than :data:`MIN_DAYS` days were simulated, with the interval
+      width that implies (:func:`days_warning`).
 
     Args:
         frame: Output of :func:`simulate_budget` (columns ``strategy, constraint, target,
-            budget, spend, budget_used, marginal_cpa, marginal_roi``).
+            budget, spend, budget_used, marginal_cpa, marginal_roi``; ``marginal_*_lo/_hi``
+            and ``days`` when there).
         saturation: Share of the budget below which a budget counts as not spent, in (0, 1].
         spend_tolerance: Relative gap to the largest spend within which spend has stalled.
 
     Returns:
-        A DataFrame with ``strategy, target, recommended_budget, marginal_at_recommended,
-        saturation_budget, max_spend, message``.
+        A DataFrame with ``strategy, constraint, target, decision, recommended_budget,
+        upper_budget, marginal_at_recommended, marginal_lo, marginal_hi, saturation_budget,
+        max_spend, days, message, warning``.
     """
     import pandas as pd
 
@@ -612,57 +773,101 @@ def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
         budgets = g["budget"].to_numpy(dtype=float)
         used = g["budget_used"].to_numpy(dtype=float)
         spend = g["spend"].to_numpy(dtype=float)
+        n_days = int(g["days"].min()) if "days" in g else None
         most_from_here = np.maximum.accumulate(spend[::-1])[::-1]
         stalled = np.flatnonzero((used < saturation)
                                  & (spend >= (1 - spend_tolerance) * most_from_here))
         stalled = stalled[stalled < len(budgets) - 1]  # a larger budget must confirm it
         saturation_budget = float(budgets[stalled[0]]) if len(stalled) else math.nan
+        nan_col = np.full(len(g), math.nan)
         if constraint == "budget":
-            marginal = np.full(len(g), math.nan)
-            ok = used >= saturation
             kind = None
+            marginal = lo = hi = nan_col
+            status = np.where(used >= saturation, "pass", "fail").astype(object)
+            width = _interval_width(g, "spend")
         else:
             kind = "roi" if constraint == "roi" else "cpa"
-            marginal = g[f"marginal_{kind}"].to_numpy(dtype=float)
-            ok = marginal >= target if kind == "roi" else marginal <= target
-            ok = ok | np.isnan(marginal)
-        run = 0
-        while run < len(ok) and ok[run]:
-            run += 1
-        # Only a budget whose own step is a real (non-nan) pass counts as recommended; nan steps
-        # in the run carry no evidence on their own.
-        if kind is not None:
-            passing = [j for j in range(run) if np.isfinite(marginal[j])]
-        else:
-            passing = list(range(run))
-        best = passing[-1] if passing else None
-        recommended = float(budgets[best]) if best is not None else math.nan
-        at = float(marginal[best]) if best is not None else math.nan
-        rows.append({"strategy": strategy, "constraint": constraint, "target": float(target),
-                     "recommended_budget": recommended, "marginal_at_recommended": at,
-                     "saturation_budget": saturation_budget,
-                     "max_spend": float(g["spend"].max()),
-                     "message": _message(strategy, constraint, target, recommended, at,
-                                         saturation_budget, used, budgets, g, saturation)})
+            col = f"marginal_{kind}"
+            marginal = g[col].to_numpy(dtype=float)
+            lo = g[f"{col}_lo"].to_numpy(dtype=float) if f"{col}_lo" in g else nan_col
+            hi = g[f"{col}_hi"].to_numpy(dtype=float) if f"{col}_hi" in g else nan_col
+            if n_days is not None and n_days < 2:
+                lo = hi = nan_col  # one day: no interval at all
+            status = step_status(marginal, lo, hi, float(target), kind)
+            width = _interval_width(g, col)
+        decision, best, upper = decide(budgets, status)
+        pick = (lambda a, j: float(a[j]) if j is not None else math.nan)
+        what = f"marginal {kind.upper()}" if kind else "spend"
+        row = {"strategy": strategy, "constraint": constraint, "target": float(target),
+               "decision": decision, "recommended_budget": pick(budgets, best),
+               "upper_budget": pick(budgets, upper),
+               "marginal_at_recommended": pick(marginal, best), "marginal_lo": pick(lo, best),
+               "marginal_hi": pick(hi, best), "saturation_budget": saturation_budget,
+               "max_spend": float(g["spend"].max()),
+               "days": n_days if n_days is not None else math.nan}
+        row["message"] = _message(row, kind, budgets, status, marginal, lo, hi, used, g,
+                                  saturation)
+        row["warning"] = days_warning(n_days, width, what)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _message(strategy, constraint, target, recommended, at, saturation_budget, used, budgets,
-             g, saturation) -> str:
-    label = {"cpa": "CPA", "roi": "ROI"}.get(constraint)
+def _interval(m, lo, hi) -> str:
+    text = f"{m:,.3g}"
+    if math.isfinite(lo) and math.isfinite(hi):
+        text += f", 95% interval [{lo:,.3g}, {hi:,.3g}]"
+    return text
+
+
+def _message(row, kind, budgets, status, marginal, lo, hi, used, g, saturation) -> str:
+    strategy, target, decision = row["strategy"], row["target"], row["decision"]
+    best, upper = row["recommended_budget"], row["upper_budget"]
+    label = kind.upper() if kind else None
     head = f"{strategy}" + (f" at target {label} {target:g}" if label else " (budget only)")
+    index = {float(b): j for j, b in enumerate(budgets)}
     if label is None:
-        first = (f"spends the budget up to {recommended:,.0f}" if math.isfinite(recommended)
-                 else f"spends under {100 * saturation:.0f}% of every budget tried")
-    elif math.isfinite(recommended):
-        sign = ">=" if constraint == "roi" else "<="
-        first = (f"raise the budget up to {recommended:,.0f} (marginal {label} {at:,.3g} "
-                 f"{sign} {target:g})")
+        if decision == "none":
+            first = f"spends under {100 * saturation:.0f}% of every budget tried"
+        elif decision == "try_larger":
+            first = (f"spends every budget up to the largest tried, {best:,.0f}: try larger "
+                     "budgets")
+        else:
+            first = f"spends the budget up to {best:,.0f}"
     else:
-        first = (f"even the smallest budget ({budgets[0]:,.0f}) misses the target {label} at "
-                 "the margin")
+        good, bad = ("under", "over") if kind == "cpa" else ("above", "under")
+        if decision in ("raise", "try_larger"):
+            j = index[best]
+            at = f"marginal {label} {_interval(marginal[j], lo[j], hi[j])}"
+        if decision == "try_larger":
+            first = (f"try larger budgets: at the largest budget tried, {best:,.0f}, the "
+                     f"{at} is still {good} the target")
+        elif decision == "raise":
+            first = f"raise the budget to {best:,.0f} ({at})"
+            k = next((i for i in range(index[best] + 1, len(budgets))
+                      if status[i] == "fail"), None)
+            if k is not None:
+                first += (f"; at {budgets[k]:,.0f} the marginal {label} is "
+                          f"{_interval(marginal[k], lo[k], hi[k])}, {bad} the target")
+            else:
+                first += "; larger budgets are not spent"
+        elif decision == "uncertain":
+            k = next(i for i, s in enumerate(status) if s == "straddle")
+            low = f"{best:,.0f}" if math.isfinite(best) else f"less than {budgets[0]:,.0f}"
+            edge = (" (the largest tried; if it holds there, try larger budgets)"
+                    if index[upper] == len(budgets) - 1 else "")
+            why = (f"the marginal {label} at {budgets[k]:,.0f} is "
+                   f"{_interval(marginal[k], lo[k], hi[k])}, which straddles the target"
+                   if math.isfinite(lo[k]) and math.isfinite(hi[k])
+                   else f"the marginal {label} at {budgets[k]:,.0f} ({marginal[k]:,.3g}) has no "
+                   "interval")
+            first = (f"uncertain between {low} and {upper:,.0f}{edge}: {why}; simulate more "
+                     "days")
+        else:
+            first = (f"even the smallest budget ({budgets[0]:,.0f}) misses the target {label} "
+                     f"at the margin ({_interval(marginal[0], lo[0], hi[0])})")
+    saturation_budget = row["saturation_budget"]
     if math.isfinite(saturation_budget):
-        j = int(np.flatnonzero(budgets == saturation_budget)[0])
+        j = index[saturation_budget]
         second = (f"from {saturation_budget:,.0f} on it cannot spend more (uses "
                   f"{100 * used[j]:.0f}% of it; at most {g['spend'].max():,.0f} spent)")
     elif np.all(used >= saturation):

@@ -85,11 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
                    "feed=0.7,search=0.3")
     s.add_argument("--strategies", default=None, help="comma-separated agents (default "
                    "pid_cpa,online_lp)")
-    s.add_argument("--days", type=_positive_int, default=None, help="days per budget")
+    s.add_argument("--days", type=_positive_int, default=None, help="days per budget (with "
+                   "--until-confident: per block)")
+    s.add_argument("--until-confident", action="store_true", help="add blocks of --days days "
+                   "(the same seeds continuing) until no marginal CPA/ROI interval straddles "
+                   "the target, up to --max-days")
+    s.add_argument("--max-days", type=_positive_int, default=None,
+                   help="cap on days per budget with --until-confident (default 40)")
     s.add_argument("--seed", type=int, default=None, help="day i uses seed + i")
     s.add_argument("--env", default=None, help="environment id (default bidenv/AutoBidding-v0)")
     s.add_argument("--workers", type=_positive_int, default=1, help="parallel processes")
     s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--report", action="store_true", help="also write report.html: one "
+                   "self-contained page (advice, figures, tables, spec) to send or print")
 
     b = sub.add_parser("bench", help="opportunities per second: bare auction kernel vs a full "
                        "environment day; env steps per core: single vs vector envs")
@@ -175,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--traffic", default="mixed", choices=["mixed", "feed", "search"])
     r.add_argument("--opportunities", type=_positive_int, default=500_000)
     r.add_argument("--advertisers", type=_positive_int, default=48)
+    r.add_argument("--retrieval", default="cascade", choices=["cascade", "generative", "both"],
+                   help="retrieval mode; 'both': a report per mode (DIR/cascade, "
+                   "DIR/generative) and their comparison over --days days (retrieval.csv, "
+                   "retrieval_modes.png, a table)")
+    r.add_argument("--days", type=_positive_int, default=10,
+                   help="days of the --retrieval both comparison (seeds SEED..SEED+DAYS-1)")
 
     c = sub.add_parser("collect", help="log simulated days of a behaviour mix as an offline "
                        "dataset (Parquet)")
@@ -386,7 +400,8 @@ def _main(argv=None) -> int:
 
         try:
             run_simulate_budget(args.spec, out=args.out, workers=args.workers,
-                                **fields_from_args(args))
+                                report=args.report, until_confident=args.until_confident,
+                                max_days=args.max_days, **fields_from_args(args))
         except ValueError as exc:
             raise SystemExit(f"bidenv simulate-budget: {exc}") from None
     elif args.command == "bench":
@@ -440,8 +455,16 @@ def _main(argv=None) -> int:
     elif args.command == "traffic-report":
         from experiments.traffic_report import run_traffic_report
 
-        run_traffic_report(args.out, seed=args.seed, n_advertisers=args.advertisers,
-                           opportunities_per_day=args.opportunities, traffic=args.traffic)
+        if args.retrieval == "both":
+            from experiments.retrieval import run_retrieval_report
+
+            run_retrieval_report(args.out, seed=args.seed, days=args.days,
+                                 n_advertisers=args.advertisers,
+                                 opportunities_per_day=args.opportunities, traffic=args.traffic)
+        else:
+            run_traffic_report(args.out, seed=args.seed, n_advertisers=args.advertisers,
+                               opportunities_per_day=args.opportunities, traffic=args.traffic,
+                               retrieval=args.retrieval)
     elif args.command == "collect":
         from experiments.collect import run_collect
 

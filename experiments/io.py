@@ -25,13 +25,17 @@ def atomic_write_json(path, data) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=float))
 
 
-def atomic_save_figure(fig, path, dpi: int = 120) -> Path:
-    """Save a matplotlib figure through a temporary file and rename; closes the figure."""
+def atomic_save_figure(fig, path, dpi: int = 120, *, tight: bool = True) -> Path:
+    """Save a matplotlib figure through a temporary file and rename; closes the figure.
+
+    ``tight=False`` keeps the figure's own layout (e.g. one already laid out around a caption).
+    """
     import matplotlib.pyplot as plt
 
     try:
         with atomic_path(path) as tmp:
-            fig.tight_layout()
+            if tight:
+                fig.tight_layout()
             fig.savefig(tmp, dpi=dpi)
     finally:
         plt.close(fig)

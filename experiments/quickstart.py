@@ -86,7 +86,11 @@ def write_panel(frame, out: Path) -> Path:
     fig.suptitle(f"Budget sweep: category {spec.get('category', '?')}, target CPA "
                  f"{spec.get('targets', ['?'])[0]:g}, {spec.get('days', '?')} days per budget, "
                  f"{spec.get('env_id', '')}", fontsize=10)
-    return atomic_save_figure(fig, out / "roi_curves.png")
+    plots.caption(fig, frame)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    for ax in fig.axes:
+        plots.declutter(ax)
+    return atomic_save_figure(fig, out / "roi_curves.png", tight=False)
 
 
 def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
@@ -117,7 +121,7 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
         plot_results,
     )
     from experiments.io import atomic_write_csv, atomic_write_json, atomic_write_text
-    from experiments.simulate_budget import write_figures
+    from experiments.simulate_budget import print_advice, print_table, write_figures
 
     start = time.perf_counter()
     workers = default_workers() if workers is None else workers
@@ -151,20 +155,29 @@ def run_quickstart(*, episodes: int = 3, budget_days: int = 5, seed: int = 1000,
     atomic_write_csv(out / "recommendation.csv", advice)
     atomic_write_json(out / "spec.json", spec.to_dict())
     write_figures(sweep, spec, out)
-    write_panel(sweep, out)
-    cols = ["strategy", "budget", "spend", "conversions", "cpa", "budget_used", "marginal_cpa"]
+    panel = write_panel(sweep, out)
+    from experiments.report import write_report
+
+    write_report(out, title="bidenv quickstart: leaderboard and budget sweep",
+                 advice=list(advice["message"]), seed=seed,
+                 spec={"leaderboard": {"env_id": env_id, "episodes": episodes, "seed": seed},
+                       "budget_sweep": spec.to_dict()},
+                 tables={"leaderboard.csv": board, "recommendation.csv": advice,
+                         "budget_simulation.csv": sweep},
+                 figures=[panel, out / "scores.png", out / "pct_of_oracle.png",
+                          out / "pacing.png"])
+    cols = ["strategy", "budget", "spend", "conversions", "cpa", "budget_used", "marginal_cpa",
+            "marginal_cpa_lo", "marginal_cpa_hi"]
     print(f"\nBudget sweep (category {spec.category}, target CPA {spec.targets[0]:g}, "
           f"{budget_days} day(s) per budget):")
-    with pd.option_context("display.width", 140, "display.max_columns", 20):
-        print(sweep[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
-    print("\nRecommendation:")
-    for message in advice["message"]:
-        print(f"  {message}")
+    print_table(sweep, cols)
+    print_advice(advice)
     total = time.perf_counter() - start
     print(f"\nwrote to {out.resolve()}/:\n"
           f"  leaderboard.csv, leaderboard.md, episodes.csv, scores.png, pct_of_oracle.png\n"
           f"  budget_simulation.csv, recommendation.csv, roi_curves.png, roi_curve.png, "
           f"marginal_cpa.png, cpa_vs_budget.png, budget_used.png, pacing.png\n"
+          f"  report.html (all of it in one page, to send or print)\n"
           f"done in {total:.0f} s (leaderboard {leaderboard_s:.0f} s, budget sweep "
           f"{total - leaderboard_s:.0f} s)")
     return board

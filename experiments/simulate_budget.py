@@ -5,7 +5,8 @@ Writes to ``--out``: ``budget_simulation.csv`` (one row per strategy x target x 
 ``recommendation.csv``, ``spec.json`` (the resolved spec, to rerun it with ``--spec``) and the
 figures ``roi_curve.png``, ``marginal_cpa.png`` (``marginal_roi.png`` for ROI campaigns),
 ``cpa_vs_budget.png`` (``roi_vs_budget.png``), ``budget_used.png`` and ``pacing.png`` (one day
-of the first strategy at the middle budget); then prints the recommendation.
+of the first strategy at the middle budget), with ``--report`` also ``report.html`` (all of it
+in one self-contained page, :mod:`experiments.report`); then prints the recommendation.
 """
 
 from __future__ import annotations
@@ -45,20 +46,36 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
                (f"{kind}_vs_budget.png", lambda ax: plots.cpa_vs_budget(frame, kind=kind, ax=ax)),
                ("budget_used.png", lambda ax: plots.budget_used_curve(frame, ax=ax))]
     for name, draw in drawers:
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
         draw(ax)
-        written.append(atomic_save_figure(fig, out / f"{prefix}{name}"))
+        _finish(fig, plots.caption(fig, frame))
+        written.append(atomic_save_figure(fig, out / f"{prefix}{name}", tight=False))
     budget = spec.budgets[len(spec.budgets) // 2]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for strategy in spec.strategies:
-        _, trace = simulate_day(strategy, budget=budget, constraint=spec.constraint,
-                                target=spec.targets[0], category=spec.category,
-                                traffic=spec.traffic, seed=spec.seed, env_id=spec.env_id,
-                                trace=True)
-        plots.pacing(trace, ax=ax, label=strategy, show_traffic=strategy == spec.strategies[-1])
-    ax.set_title(f"Pacing on day 0 at budget {budget:,.0f}")
-    written.append(atomic_save_figure(fig, out / f"{prefix}pacing.png"))
+    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    scale = None
+    for i, strategy in enumerate(spec.strategies):
+        day, trace = simulate_day(strategy, budget=budget, constraint=spec.constraint,
+                                  target=spec.targets[0], category=spec.category,
+                                  traffic=spec.traffic, seed=spec.seed, env_id=spec.env_id,
+                                  trace=True)
+        scale = day["day_scale"]
+        plots.pacing(trace, ax=ax, label=strategy, show_traffic=strategy == spec.strategies[-1],
+                     style=i)
+    ax.set_title(f"Pacing at budget {budget:,.0f}: 1 simulated day (day 0, seed {spec.seed})"
+                 f"\none day, so no 95% interval; each strategy its own line style",
+                 fontsize=10)
+    _finish(fig, plots.caption(fig, scale=scale))
+    written.append(atomic_save_figure(fig, out / f"{prefix}pacing.png", tight=False))
     return written
+
+
+def _finish(fig, caption) -> None:
+    """Make room for the caption, lay the figure out, then place the budget labels."""
+    from bidenv import plots
+
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    for ax in fig.axes:
+        plots.declutter(ax)
 
 
 def _numbers(flag: str, text: str) -> list[float]:
@@ -108,7 +125,35 @@ def fields_from_args(args) -> dict:
     return fields
 
 
-def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = True, **fields):
+def print_advice(advice) -> None:
+    """Print the recommendation's messages, then each distinct warning (few days) once."""
+    print("\nRecommendation:")
+    for message in advice["message"]:
+        print(f"  {message}")
+    if "warning" not in advice:
+        return
+    for who, warning in dict.fromkeys(zip(advice["strategy"], advice["warning"])):
+        if warning:
+            print(f"  warning ({who}): {warning}")
+
+
+def print_table(frame, cols) -> None:
+    """The budget table, headed by what its money columns mean (the reference-day scaling)."""
+    import pandas as pd
+
+    from bidenv.plots import MONEY_NOTE, days_note
+
+    scale = frame["day_scale"].iloc[0] if "day_scale" in frame and len(frame) else 1.0
+    note = f"; this environment's day is {scale:.3g} of it" if abs(scale - 1) > 1e-9 else ""
+    print(f"{MONEY_NOTE}{note}. Means of the simulated days ({days_note(frame)}); "
+          "marginal_*_lo/_hi: the marginal's 95% interval.")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(frame[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
+
+
+def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = True,
+                        report: bool = False, until_confident: bool = False,
+                        max_days: int | None = None, **fields):
     """The ``bidenv simulate-budget`` command; returns (frame, recommendation).
 
     Args:
@@ -117,10 +162,22 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
         out: Output folder.
         workers: Processes for the simulated days (the results do not depend on it).
         progress: Show a progress bar.
+        report: Also write ``report.html`` (:func:`experiments.report.write_report`).
+        until_confident: Keep adding blocks of ``days`` days (the same seeds continuing) until
+            no decision straddles the target, up to ``max_days``
+            (:func:`~experiments.analysis.simulate_until_confident`).
+        max_days: Cap on the days per budget with ``until_confident`` (default 40).
     """
-    import pandas as pd
+    from dataclasses import replace
 
-    from experiments.analysis import load_spec, parse_spec, recommend, simulate_budget
+    from experiments.analysis import (
+        MAX_DAYS_CONFIDENT,
+        load_spec,
+        parse_spec,
+        recommend,
+        simulate_budget,
+        simulate_until_confident,
+    )
     from experiments.io import atomic_write_csv, atomic_write_json
 
     start = time.perf_counter()
@@ -133,21 +190,46 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     label = {"cpa": "target CPA", "roi": "target ROI", "budget": "bid scale"}[spec.constraint]
     print(f"bidenv simulate-budget: {spec.env_id}, category {spec.category}, traffic "
           f"{spec.traffic_label}, {label} {', '.join(f'{t:g}' for t in spec.targets)}; "
-          f"{len(spec.budgets)} budgets x {len(spec.strategies)} strategies x {spec.days} days")
-    frame, days = simulate_budget(spec, workers=workers, progress=progress, return_days=True)
-    advice = recommend(frame)
+          f"{len(spec.budgets)} budgets x {len(spec.strategies)} strategies x {spec.days} days"
+          + (f", more until confident (at most {max_days or MAX_DAYS_CONFIDENT})"
+             if until_confident else ""))
+    if until_confident:
+        frame, days, advice, stop = simulate_until_confident(
+            spec, max_days=max_days or MAX_DAYS_CONFIDENT, workers=workers, progress=progress)
+        block, spec = spec.days, replace(spec, days=stop["days"])
+        verdict = ("no decision straddles the target" if stop["confident"]
+                   else "still uncertain at the cap (raise --max-days)")
+        print(f"--until-confident: {verdict} after {stop['days']} days per budget "
+              f"({stop['blocks']} block(s) of {block} days, cap {stop['max_days']})")
+    else:
+        if max_days is not None:
+            raise ValueError("--max-days needs --until-confident")
+        frame, days = simulate_budget(spec, workers=workers, progress=progress,
+                                      return_days=True)
+        advice = recommend(frame)
     atomic_write_csv(out / "budget_simulation.csv", frame)
     atomic_write_csv(out / "days.csv", days)
     atomic_write_csv(out / "recommendation.csv", advice)
     atomic_write_json(out / "spec.json", spec.to_dict())
-    write_figures(frame, spec, out)
+    figures = write_figures(frame, spec, out)
+    if report:
+        from experiments.report import write_report
+
+        write_report(out, title=f"Budget simulation: category {spec.category}, {label} "
+                     f"{', '.join(f'{t:g}' for t in spec.targets)}, {spec.days} days per budget",
+                     advice=[m if not isinstance(w, str) or not w else f"{m} ({w})"
+                             for m, w in zip(advice["message"],
+                                             advice.get("warning", [""] * len(advice)))],
+                     spec=spec.to_dict(), seed=spec.seed,
+                     tables={"recommendation.csv": advice, "budget_simulation.csv": frame,
+                             "days.csv": days}, figures=figures)
+    kind = "roi" if spec.constraint == "roi" else "cpa"
     cols = ["strategy", "target", "budget", "spend", "conversions", "value", "cpa", "roi",
-            "budget_used", "marginal_cpa", "marginal_roi"]
-    with pd.option_context("display.width", 140, "display.max_columns", 20):
-        print(frame[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))
-    print("\nRecommendation:")
-    for message in advice["message"]:
-        print(f"  {message}")
-    print(f"\nwrote {', '.join(output_files(spec.constraint))} to {out}/ in "
+            "budget_used", "marginal_cpa", "marginal_roi", f"marginal_{kind}_lo",
+            f"marginal_{kind}_hi"]
+    print_table(frame, cols)
+    print_advice(advice)
+    written = output_files(spec.constraint) + (["report.html"] if report else [])
+    print(f"\nwrote {', '.join(written)} to {out}/ in "
           f"{time.perf_counter() - start:.1f} s")
     return frame, advice

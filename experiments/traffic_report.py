@@ -70,7 +70,7 @@ def _shape(per_tick: np.ndarray) -> dict:
 
 def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
                        opportunities_per_day: float = 500_000, traffic="mixed",
-                       progress: bool = True) -> pd.DataFrame:
+                       progress: bool = True, retrieval: str = "cascade") -> pd.DataFrame:
     """Draw one day of traffic, write figures and ``summary.csv`` to ``out``.
 
     Args:
@@ -80,6 +80,8 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
         opportunities_per_day: Expected daily volume.
         traffic: ``"mixed"``, ``"feed"``, ``"search"`` or a traffic source instance.
         progress: Show a progress bar.
+        retrieval: ``"cascade"`` (default) or ``"generative"`` (the traffic's retrieval mode;
+            :func:`experiments.retrieval.run_retrieval_report` compares the two).
 
     Returns:
         The summary table (one row per source, then ``all``).
@@ -94,7 +96,8 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     env = AutoBiddingEnv(n_competitors=int(n_advertisers) - 1,
-                         opportunities_per_day=opportunities_per_day, traffic=traffic)
+                         opportunities_per_day=opportunities_per_day, traffic=traffic,
+                         retrieval=retrieval)
     env.reset(seed=seed)
     source = env.traffic
     k, n_ticks = env.k, env.n_ticks
@@ -278,7 +281,8 @@ def run_traffic_report(out, *, seed: int = 0, n_advertisers: int = 48,
         summary["marketing_advertisers"] = int(np.count_nonzero(profile.marketing))
     written.append(atomic_write_csv(out / "summary.csv", summary))
     print(f"traffic report ({traffic if isinstance(traffic, str) else type(traffic).__name__},"
-          f" {total:,.0f} opportunities, {k} advertisers, seed {seed}) written to {out}:")
+          f" {retrieval} retrieval, {total:,.0f} opportunities, {k} advertisers, seed {seed})"
+          f" written to {out}:")
     for path in written:
         print(f"  {path}")
     return summary

@@ -121,7 +121,9 @@ def _hand_frame(constraint, target, budgets, marginal, used, spend):
     other = "cpa" if kind == "roi" else "roi"
     return pd.DataFrame({"strategy": "s", "constraint": constraint, "target": target,
                          "budget": budgets, "spend": spend, "budget_used": used,
-                         f"marginal_{kind}": marginal, f"marginal_{other}": np.nan})
+                         f"marginal_{kind}": marginal, f"marginal_{other}": np.nan,
+                         # point intervals: the decision rule on the estimates alone
+                         f"marginal_{kind}_lo": marginal, f"marginal_{kind}_hi": marginal})
 
 
 def test_recommend_by_hand():
@@ -272,7 +274,7 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     assert set(board["agent"]) == {"truthful", "pid_budget", "pid_cpa", "online_lp", "dt"}
     for name in ("leaderboard.csv", "leaderboard.md", "episodes.csv", "budget_simulation.csv",
                  "recommendation.csv", "roi_curves.png", "roi_curve.png", "marginal_cpa.png",
-                 "pacing.png"):
+                 "pacing.png", "report.html"):
         assert (tmp_path / name).stat().st_size > 0, name
     episodes = pd.read_csv(tmp_path / "episodes.csv")
     assert (episodes["expected_score"] <= episodes["own_oracle_score"] * 1.02 + 1e-9).all()

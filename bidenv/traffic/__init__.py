@@ -35,12 +35,13 @@ from bidenv.traffic.base import (
     diurnal_shares,
 )
 from bidenv.traffic.feed import FeedTraffic
-from bidenv.traffic.latent import AdvertiserPopulation, AdvertiserProfile
+from bidenv.traffic.latent import RETRIEVAL_MODES, AdvertiserPopulation, AdvertiserProfile
 from bidenv.traffic.mix import TrafficMix, make_traffic, merge_batches
 from bidenv.traffic.search import SearchTraffic
 
 __all__ = [
-    "SOURCE_FEED", "SOURCE_NAMES", "SOURCE_SEARCH", "AdvertiserPopulation", "AdvertiserProfile",
+    "RETRIEVAL_MODES", "SOURCE_FEED", "SOURCE_NAMES", "SOURCE_SEARCH", "AdvertiserPopulation",
+    "AdvertiserProfile",
     "FeedTraffic", "ImpressionBatch", "SearchTraffic", "SlotSettings", "TrafficMix",
     "TrafficSource", "diurnal_shares", "make_traffic", "merge_batches",
 ]

@@ -17,6 +17,15 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   other advertisers drawn at random with cold-start advertisers ``cold_start_exploration``
   times as likely (exploration gives new ads traffic). Only candidates may bid: the
   opportunity's eligibility group is (cluster, variant).
+* With ``retrieval="generative"`` candidates are decoded per *user* instead (the
+  eligibility group is the user): the ``generative_share`` of the advertisers with the best
+  semantic match to the user's own interest, ``u . w_a`` standardised per advertiser over
+  the users (no popularity term: a niche ad is a candidate for the users it suits as often
+  as a broad one), a marketing ad's match lowered by ``generative_marketing_penalty``, plus
+  ``generative_exploration_size`` explored ads weighted by ``cold_start_exploration`` for
+  cold-start ads and by ``(median reach / reach) ** generative_tail_exploration`` against
+  the cascade's reach. Its random keys come from a stream jumped off the episode's, so the
+  users, sessions and everything else are the cascade's.
 
 Per tick (at :meth:`~bidenv.traffic.base.TrafficSource.sample`):
 
@@ -54,7 +63,7 @@ from __future__ import annotations
 import numpy as np
 
 from bidenv.traffic.base import SOURCE_FEED, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows
+from bidenv.traffic.latent import LatentTraffic, Rows, side_stream
 from bidenv.validation import check_int, check_number
 
 #: Positions in a session beyond this share one set of drift/fatigue factors.
@@ -87,8 +96,13 @@ class FeedTraffic(LatentTraffic):
             scroll for entertainment; the feed then peaks late in the evening).
         level_scale: Multiplier of every advertiser's pValue level on the feed (0.9
             calibrates the default market to docs/design.md's reference day).
+        generative_share: Share of the advertisers decoded per user (generative retrieval).
+        generative_exploration_size: Explored ads per user (generative retrieval).
+        generative_tail_exploration: Exponent of the exploration weight against the
+            cascade's reach (generative retrieval; 0: none).
+        generative_marketing_penalty: Match taken off marketing ads (generative retrieval).
         sigma_ratio, shift_hours, tilt_peak_hour, volume_noise, quality_sigma, population,
-            profile: As :class:`~bidenv.traffic.latent.LatentTraffic`.
+            profile, retrieval: As :class:`~bidenv.traffic.latent.LatentTraffic`.
     """
 
     source_id = SOURCE_FEED
@@ -103,7 +117,10 @@ class FeedTraffic(LatentTraffic):
                  click_fatigue: float = 0.08, retrieval_share: float = 0.8,
                  exploration_size: int = 2, exploration_variants: int = 4,
                  cold_start_exploration: float = 4.0, daytime_tilt: float = -0.1,
-                 level_scale: float = 0.9, **kwargs):
+                 level_scale: float = 0.9, generative_share: float = 0.3,
+                 generative_exploration_size: int = 4,
+                 generative_tail_exploration: float = 3.0,
+                 generative_marketing_penalty: float = 1.0, **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
         self.n_users = check_int("n_users", n_users, 1)
@@ -122,6 +139,14 @@ class FeedTraffic(LatentTraffic):
         self.cold_start_exploration = check_number("cold_start_exploration",
                                                    cold_start_exploration, 0.0, 1e3,
                                                    low_open=True)
+        self.generative_share = check_number("generative_share", generative_share, 0.0, 1.0,
+                                             low_open=True)
+        self.generative_marketing_penalty = check_number(
+            "generative_marketing_penalty", generative_marketing_penalty, 0.0, 100.0)
+        self.generative_tail_exploration = check_number(
+            "generative_tail_exploration", generative_tail_exploration, 0.0, 20.0)
+        self.generative_exploration_size = check_int(
+            "generative_exploration_size", generative_exploration_size, 0)
 
     # -- episode ------------------------------------------------------------------------------
     def _bind_source(self, rng):
@@ -166,14 +191,19 @@ class FeedTraffic(LatentTraffic):
             e = min(self.exploration_size, k - m)
             pick = np.argpartition(-keys, e - 1, axis=1)[:, :e]
             table[np.arange(C * V)[:, None], pick] = True
+        # Popularity with the cascade: the activity-weighted share of the day's feed
+        # opportunities where each advertiser is a candidate (variants are equally likely).
+        ranks = np.arange(self.n_users + 1) / self.n_users
+        activity = np.diff(ranks ** (1.0 / self.activity_skew))  # P(session by user r)
+        cluster_weight = np.bincount(self.user_cluster, weights=activity, minlength=C)
+        self.cascade_reach = (np.repeat(cluster_weight, V) / V) @ table / cluster_weight.sum()
+        if self.retrieval == "generative":
+            table = self._generative_table(users, w, m, rng)
         self.group_table = table
         # Normalise relevance so that each advertiser's mean pValue over all of the day's feed
         # opportunities is its level: E[exp(z . w) f_j | cluster c, position j] in closed form
         # (z = a_j (sqrt(c) mu_c + sqrt(1 - c) eps) + b_j v with standard normal eps, v),
         # averaged over this episode's activity-weighted clusters and the positions.
-        ranks = np.arange(self.n_users + 1) / self.n_users
-        activity = np.diff(ranks ** (1.0 / self.activity_skew))  # P(session by user r)
-        cluster_weight = np.bincount(self.user_cluster, weights=activity, minlength=C)
         used = weight > 1e-6
         aj, wj = a[used], weight[used] * np.exp(log_fatigue[used])
         sq = np.sum(w * w, axis=1)  # |w_a|^2
@@ -186,6 +216,41 @@ class FeedTraffic(LatentTraffic):
         level = prof.level * self.level_scale / expected
         self.mult = table * level[None, :]
         self.adv = np.hstack([w, np.ones((k, 1))])  # x columns: interest z, log quality
+
+    def _generative_table(self, users, w, m, rng) -> np.ndarray:
+        """(n_users, k) candidates of generative retrieval: one eligibility group per user.
+
+        Each user's candidates are decoded from the user's own interest vector ``u`` (not
+        the cluster's average): the ``generative_share`` of the advertisers with the best
+        semantic match ``u . w_a``, where a marketing ad's match is lowered by
+        ``generative_marketing_penalty`` (its inflated engagement does not make its content
+        match), plus ``exploration_size`` advertisers explored as in the cascade (cold-start
+        ads ``cold_start_exploration`` times as likely). The random keys come from a stream
+        jumped off ``rng`` (``rng`` does not move: the rest of the day is the cascade's).
+        """
+        prof = self.profile
+        k = w.shape[0]
+        side = side_stream(rng)
+        match = users @ w.T  # (user, advertiser) semantic match
+        # Without the popularity term: each ad's match is standardised over the users, so a
+        # niche ad is decoded for the users it suits best as often as a broad one is.
+        match = (match - match.mean(axis=0)) / np.maximum(match.std(axis=0), 1e-12)
+        score = match - self.generative_marketing_penalty * prof.marketing[None, :]
+        g = min(k, max(1, int(round(self.generative_share * k))))
+        table = np.zeros((self.n_users, k), bool)
+        top = np.argpartition(-score, g - 1, axis=1)[:, :g]
+        table[np.arange(self.n_users)[:, None], top] = True
+        if self.generative_exploration_size and g < k:
+            chance = np.where(prof.cold_start, self.cold_start_exploration, 1.0)
+            # Exploration against popularity: inversely to the cascade's reach.
+            reach = np.maximum(self.cascade_reach, 1e-6)
+            chance = chance * (np.median(reach) / reach) ** self.generative_tail_exploration
+            keys = np.log(chance)[None, :] - np.log(-np.log(side.random((self.n_users, k))))
+            keys[table] = -np.inf
+            e = min(self.generative_exploration_size, k - g)
+            pick = np.argpartition(-keys, e - 1, axis=1)[:, :e]
+            table[np.arange(self.n_users)[:, None], pick] = True
+        return table
 
     # -- ticks --------------------------------------------------------------------------------
     def _rows(self, n: int, rng: np.random.Generator) -> Rows:
@@ -222,7 +287,10 @@ class FeedTraffic(LatentTraffic):
         x = np.empty((n, d + 1), np.float32)
         x[:, :d] = interest
         x[:, d] = self._quality(n, rng) + np.take(self._log_fatigue, pos)
-        groups = self.user_cluster[user] * self.exploration_variants + variant_s[session]
+        if self.retrieval == "generative":
+            groups = user  # one candidate set per user (variant_s is drawn all the same)
+        else:
+            groups = self.user_cluster[user] * self.exploration_variants + variant_s[session]
         click = np.minimum(self.user_click[user] * self._click_factor[pos], np.float32(1.0))
         noise = rng.standard_normal(n, dtype=np.float32)
         return Rows(x, groups, click, noise,

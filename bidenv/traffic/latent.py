@@ -43,12 +43,25 @@ from bidenv.traffic.base import (
     TrafficSource,
     diurnal_shares,
 )
-from bidenv.validation import check_int, check_number
+from bidenv.validation import check_choice, check_int, check_number
 
 #: pValue multiplier of each advertiser category (public data: x0.3-1.7 around the mean).
 CATEGORY_LEVELS = np.linspace(0.3, 1.7, N_CATEGORIES)
 #: Mean predicted conversions per exposure across the market (public reference: about 5e-4).
 MEAN_PVALUE = 5e-4
+
+
+#: Retrieval modes of the built-in sources (see docs/design.md, Traffic): ``"cascade"``
+#: (recall by the interest cluster's or the query's average relevance, then exploration /
+#: thresholds: the default) and ``"generative"`` (candidates decoded per user intent by
+#: semantic match; see :class:`~bidenv.traffic.feed.FeedTraffic` and
+#: :class:`~bidenv.traffic.search.SearchTraffic`).
+RETRIEVAL_MODES = ("cascade", "generative")
+
+
+def side_stream(rng: np.random.Generator) -> np.random.Generator:
+    """A generator independent of ``rng`` that does not move it (a far jump of its state)."""
+    return np.random.Generator(rng.bit_generator.jumped())
 
 
 #: OpenBLAS runs a matrix product on one thread when m * n * k is below 65536 * 4; above it,
@@ -160,8 +173,16 @@ class AdvertiserProfile:
 
     @classmethod
     def draw(cls, categories: np.ndarray, rng: np.random.Generator,
-             population: AdvertiserPopulation | None = None) -> AdvertiserProfile:
-        """Draw the profile of advertisers with the given categories (index 0: the agent)."""
+             population: AdvertiserPopulation | None = None, *,
+             cold_start: np.ndarray | None = None,
+             marketing: np.ndarray | None = None) -> AdvertiserProfile:
+        """Draw the profile of advertisers with the given categories (index 0: the agent).
+
+        ``cold_start`` and ``marketing`` are optional (k,) bool masks of advertisers whose
+        campaigns *declare* that profile (the agent's ``Campaign.cold_start`` /
+        ``marketing_style``): they get the same treatment as the competitors drawn into it
+        (see :meth:`_declare`), and every other draw is the one without them.
+        """
         pop = population or AdvertiserPopulation()
         categories = np.asarray(categories, dtype=np.int64)
         k, d = len(categories), pop.latent_dim
@@ -174,7 +195,8 @@ class AdvertiserProfile:
         level = MEAN_PVALUE * CATEGORY_LEVELS[categories] * jitter
         value = pop.value_median * np.exp(rng.normal(0.0, pop.value_sigma, size=k))
         # Cold-start and marketing advertisers among the competitors (the agent, column 0,
-        # is an established advertiser so that its truthful bid is the calibrated one).
+        # is an established advertiser so that its truthful bid is the calibrated one, unless
+        # its campaign declares a profile: see _declare).
         order = rng.permutation(max(k - 1, 0)) + 1
         n_cold = int(round(pop.cold_start_share * (k - 1)))
         n_mkt = int(round(pop.marketing_share * (k - 1)))
@@ -188,9 +210,41 @@ class AdvertiserProfile:
         bias[mkt] = pop.marketing_true_ratio
         level[mkt] *= pop.marketing_boost
         sigma_scale = np.where(cold, pop.cold_start_sigma, 1.0)
-        return cls(category=categories, level=level, ad_factors=factors.astype(np.float32),
-                   bias=bias, sigma_scale=sigma_scale, conversion_value=value, cold_start=cold,
-                   marketing=mkt, category_centroids=centroids, population=pop)
+        profile = cls(category=categories, level=level, ad_factors=factors.astype(np.float32),
+                      bias=bias, sigma_scale=sigma_scale, conversion_value=value,
+                      cold_start=cold, marketing=mkt, category_centroids=centroids,
+                      population=pop)
+        if (cold_start is not None and np.any(cold_start)) or (
+                marketing is not None and np.any(marketing)):
+            profile._declare(cold_start, marketing, rng)
+        return profile
+
+    def _declare(self, cold_start, marketing, rng: np.random.Generator) -> None:
+        """Put the advertisers of the masks into the cold-start / marketing profile.
+
+        The same formulas as for the competitors drawn into them: a cold-start advertiser's
+        ``sigma_scale`` is ``cold_start_sigma`` and its ``bias`` ``exp(N(cold_start_bias_mean,
+        cold_start_bias_sd))``; a marketing advertiser's ``level`` is multiplied by
+        ``marketing_boost`` and its ``bias`` by ``marketing_true_ratio`` (both: the product).
+        The cold-start biases are drawn from a stream jumped far ahead of ``rng`` (``rng``
+        itself does not move), so the rest of the day is the day without the flags.
+        """
+        pop = self.population
+        k = len(self.level)
+        cold = np.zeros(k, bool) if cold_start is None else np.asarray(cold_start, bool)
+        mkt = np.zeros(k, bool) if marketing is None else np.asarray(marketing, bool)
+        new_cold = cold & ~self.cold_start
+        if new_cold.any():
+            side = side_stream(rng)
+            self.bias[new_cold] = np.exp(side.normal(
+                pop.cold_start_bias_mean, pop.cold_start_bias_sd, size=int(new_cold.sum())))
+            self.sigma_scale[new_cold] = pop.cold_start_sigma
+            self.cold_start = self.cold_start | new_cold
+        new_mkt = mkt & ~self.marketing
+        if new_mkt.any():
+            self.bias[new_mkt] *= pop.marketing_true_ratio
+            self.level[new_mkt] *= pop.marketing_boost
+            self.marketing = self.marketing | new_mkt
 
     @property
     def log_norm(self) -> np.ndarray:
@@ -200,6 +254,13 @@ class AdvertiserProfile:
     def column_info(self) -> dict:
         """Per-advertiser flags carried by every batch."""
         return {"cold_start": self.cold_start, "marketing": self.marketing}
+
+
+def declared_profiles(campaigns) -> dict:
+    """The ``cold_start`` / ``marketing`` masks the campaigns declare (for
+    :meth:`AdvertiserProfile.draw`)."""
+    return {"cold_start": getattr(campaigns, "cold_start", None),
+            "marketing": getattr(campaigns, "marketing_style", None)}
 
 
 @dataclass
@@ -273,6 +334,11 @@ class LatentTraffic(TrafficSource):
         population: How advertisers are drawn when the source is used alone (a mix draws
             one profile for all of its sources).
         profile: A fixed :class:`AdvertiserProfile` to use instead of drawing one.
+        retrieval: ``"cascade"`` (default) or ``"generative"``: how the source selects the
+            advertisers that may enter an opportunity (see the subclasses). Either way the
+            source sets :attr:`cascade_reach`, each advertiser's share of the day's
+            opportunities where the cascade makes it eligible (its popularity rank with the
+            cascade: the long tail is the bottom of it).
     """
 
     quality_sigma = 0.35
@@ -285,8 +351,9 @@ class LatentTraffic(TrafficSource):
                  tilt_peak_hour: float = 14.0, volume_noise: float = 0.05,
                  quality_sigma: float | None = None, level_scale: float = 1.0,
                  population: AdvertiserPopulation | None = None,
-                 profile: AdvertiserProfile | None = None):
+                 profile: AdvertiserProfile | None = None, retrieval: str = "cascade"):
         super().__init__(daily_volume, slots)
+        self.retrieval = check_choice("retrieval", retrieval, RETRIEVAL_MODES)
         self.sigma_ratio = check_number("sigma_ratio", sigma_ratio, 0.0, 1.0, high_open=True)
         self.shift_hours = check_number("shift_hours", shift_hours, -24.0, 24.0)
         self.daytime_tilt = check_number("daytime_tilt", daytime_tilt, -3.0, 3.0)
@@ -311,7 +378,7 @@ class LatentTraffic(TrafficSource):
         # The unperturbed curve: what a bidder knows before the day (no look-ahead).
         self._prior_shares = self._curve(np.asarray(DIURNAL_LOG_FOURIER, dtype=np.float64))
         self.profile = self._fixed_profile or AdvertiserProfile.draw(
-            self.campaigns.category, rng, self.population)
+            self.campaigns.category, rng, self.population, **declared_profiles(self.campaigns))
         k = len(self.campaigns)
         if len(self.profile.level) != k:
             raise ValueError(f"profile has {len(self.profile.level)} advertisers, episode has {k}")

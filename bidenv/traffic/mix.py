@@ -9,13 +9,16 @@ import numpy as np
 from bidenv.traffic.base import ImpressionBatch, TrafficSource
 from bidenv.traffic.feed import FeedTraffic
 from bidenv.traffic.latent import (
+    RETRIEVAL_MODES,
     AdvertiserPopulation,
     AdvertiserProfile,
     LatentTraffic,
     Tables,
     assemble,
+    declared_profiles,
 )
 from bidenv.traffic.search import SearchTraffic
+from bidenv.validation import check_choice
 
 #: Share of the day's opportunities that come from search in the default ``"mixed"`` traffic.
 DEFAULT_SEARCH_SHARE = 0.25
@@ -84,7 +87,8 @@ class TrafficMix(TrafficSource):
         self.tables = None
 
     def _bind(self, rng):
-        profile = AdvertiserProfile.draw(self.campaigns.category, rng, self.population)
+        profile = AdvertiserProfile.draw(self.campaigns.category, rng, self.population,
+                                         **declared_profiles(self.campaigns))
         bound = []
         for src, share in zip(self.sources, self.shares):
             src = copy.copy(src)
@@ -101,6 +105,17 @@ class TrafficMix(TrafficSource):
         self.profile = profile
         if all(isinstance(s, LatentTraffic) for s in bound):
             self.tables = Tables.stack(bound)
+
+    @property
+    def cascade_reach(self) -> np.ndarray | None:
+        """(k,) each advertiser's share of the day's opportunities where the cascade makes
+        it eligible (the sources' :attr:`~LatentTraffic.cascade_reach` weighted by their
+        volume); None unless every source has one."""
+        reach = [getattr(s, "cascade_reach", None) for s in self.sources]
+        if any(r is None for r in reach):
+            return None
+        volume = np.array([s.expected_volume().sum() for s in self.sources])
+        return (volume / volume.sum()) @ np.array(reach)
 
     def expected_volume(self) -> np.ndarray:
         return np.sum([s.expected_volume() for s in self.sources], axis=0)
@@ -227,20 +242,26 @@ def merge_batches(batches: list[ImpressionBatch], rng: np.random.Generator) -> I
         slots=slots, row_info=info, column_info=column_info, **kw)
 
 
-def make_traffic(spec) -> TrafficSource:
+def make_traffic(spec, retrieval: str = "cascade") -> TrafficSource:
     """A traffic source from a name (``"mixed"``, ``"feed"``, ``"search"``) or an instance.
 
     ``"mixed"`` (the environment's default) is feed-heavy: a :class:`TrafficMix` of a
     :class:`FeedTraffic` and a :class:`SearchTraffic` with search taking
-    :data:`DEFAULT_SEARCH_SHARE` of the day.
+    :data:`DEFAULT_SEARCH_SHARE` of the day. ``retrieval`` (``"cascade"``, the default, or
+    ``"generative"``) is passed to the built-in sources of a name; an instance keeps its own
+    and needs ``retrieval="cascade"`` here.
     """
+    check_choice("retrieval", retrieval, RETRIEVAL_MODES)
     if isinstance(spec, TrafficSource):
+        if retrieval != "cascade":
+            raise ValueError("retrieval= applies to traffic given by name; set retrieval on "
+                             "the FeedTraffic/SearchTraffic instances instead")
         return spec
     if spec == "feed":
-        return FeedTraffic()
+        return FeedTraffic(retrieval=retrieval)
     if spec == "search":
-        return SearchTraffic()
+        return SearchTraffic(retrieval=retrieval)
     if spec == "mixed":
-        return TrafficMix([FeedTraffic(), SearchTraffic()],
+        return TrafficMix([FeedTraffic(retrieval=retrieval), SearchTraffic(retrieval=retrieval)],
                           shares=[1 - DEFAULT_SEARCH_SHARE, DEFAULT_SEARCH_SHARE])
     raise ValueError(f"traffic must be 'mixed', 'feed', 'search' or a TrafficSource, got {spec!r}")

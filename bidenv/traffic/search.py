@@ -22,9 +22,11 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   feed impressions), ``related_share`` for the related category and ``semantic_share`` for
   other semantic matches, and ``q_o`` a mean-one lognormal quality. The click rate of a
   query grows with its commercial intent.
-* Generative retrieval, which platforms report brings more long-tail inventory into
-  auctions, can be modelled by lowering ``tail_threshold`` (and, in the feed, by raising
-  ``exploration_size`` and ``cold_start_exploration``).
+* ``retrieval="generative"`` (generative retrieval, which platforms report brings more
+  long-tail inventory into auctions): tail queries are understood semantically, so the
+  threshold rises only to ``generative_tail_threshold``, and a marketing ad's relevance is
+  lowered by ``generative_marketing_penalty`` (its inflated appeal does not make its content
+  match). Everything else, the draws included, is the cascade's.
 
 Per tick only the query (one uniform, inverse CDF in closed form), the quality and the
 prediction error are drawn per opportunity; everything per (query, advertiser) is a table.
@@ -98,8 +100,11 @@ class SearchTraffic(LatentTraffic):
             peaks in the morning and has quieter nights than the feed).
         level_scale: Multiplier of every advertiser's pValue level on search (0.5 with the
             default boosts calibrates the default market to docs/design.md's reference day).
+        generative_tail_threshold: Threshold of the rarest query with generative retrieval.
+        generative_marketing_penalty: Relevance taken off marketing ads with generative
+            retrieval.
         sigma_ratio, shift_hours, tilt_peak_hour, volume_noise, quality_sigma, population,
-            profile: As :class:`~bidenv.traffic.latent.LatentTraffic`.
+            profile, retrieval: As :class:`~bidenv.traffic.latent.LatentTraffic`.
     """
 
     source_id = SOURCE_SEARCH
@@ -114,7 +119,9 @@ class SearchTraffic(LatentTraffic):
                  keyword_weight: float = 1.0, related_weight: float = 0.5,
                  head_threshold: float = 0.0, tail_threshold: float = 1.8,
                  query_cohesion: float = 0.6, commercial_intent=(2.0, 3.0),
-                 daytime_tilt: float = 0.3, level_scale: float = 0.5, **kwargs):
+                 daytime_tilt: float = 0.3, level_scale: float = 0.5,
+                 generative_tail_threshold: float = 0.6,
+                 generative_marketing_penalty: float = 1.0, **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
         self.vocabulary_size = check_int("vocabulary_size", vocabulary_size, 1)
@@ -131,6 +138,10 @@ class SearchTraffic(LatentTraffic):
         self.tail_threshold = check_number("tail_threshold", tail_threshold,
                                            self.head_threshold, 12.0)
         self.query_cohesion = check_number("query_cohesion", query_cohesion, 0.0, 1.0)
+        self.generative_tail_threshold = check_number(
+            "generative_tail_threshold", generative_tail_threshold, -2.0, 12.0)
+        self.generative_marketing_penalty = check_number(
+            "generative_marketing_penalty", generative_marketing_penalty, 0.0, 100.0)
         try:
             a, b = (float(v) for v in commercial_intent)
         except (TypeError, ValueError):
@@ -168,6 +179,15 @@ class SearchTraffic(LatentTraffic):
         self.threshold = (self.head_threshold
                           + (self.tail_threshold - self.head_threshold) * specificity)
         self.group_table = relevance > self.threshold[:, None]  # (query, advertiser)
+        self.cascade_reach = self.frequency @ self.group_table
+        if self.retrieval == "generative":
+            # Candidates decoded by semantic match to the query's intent: the threshold
+            # rises less towards the tail (rare queries are understood, not just matched by
+            # keyword), and a marketing ad's inflated appeal does not raise its match.
+            self.threshold = (self.head_threshold + (self.generative_tail_threshold
+                                                     - self.head_threshold) * specificity)
+            score = relevance - self.generative_marketing_penalty * prof.marketing[None, :]
+            self.group_table = score > self.threshold[:, None]
         mean_c = self.commercial_intent[0] / sum(self.commercial_intent)
         boost = np.where(match, self.intent_boost * (0.5 + self.commercial[:, None])
                          / (0.5 + mean_c),
