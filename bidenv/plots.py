@@ -347,3 +347,78 @@ def bids_vs_lwc(opportunities, *, bid_scale: float, alpha: float, ax=None, max_p
     ax.set_title("Bids vs least winning cost (one tick)")
     ax.legend(fontsize=8)
     return ax
+
+
+#: Line style per retrieval mode in :func:`retrieval_comparison` (others: dotted).
+RETRIEVAL_STYLES = {"cascade": ("-", "o"), "generative": ("--", "s")}
+
+
+def retrieval_comparison(frame, *, kind: str | None = None, axes=None):
+    """Each strategy's curves under each retrieval mode, on the same days (common random numbers).
+
+    Left: spend against conversions (sales value for an ROI campaign), the ROI curve, one
+    point per budget with its 95% interval as error bars; right: CPA (ROI) by budget with its
+    95% band and the target. Colour: the strategy (and target); line style: the retrieval mode
+    (cascade solid, generative dashed).
+
+    Args:
+        frame: :func:`experiments.analysis.simulate_budget` output with a ``retrieval`` column
+            (a spec with ``retrieval=("cascade", "generative")``).
+        kind: ``"cpa"`` or ``"roi"`` (default: from the frame's constraint).
+        axes: Two axes (None: a new 11 x 4.6 inch figure).
+
+    Returns:
+        The two axes.
+    """
+    if "retrieval" not in frame:
+        raise ValueError("retrieval_comparison needs a frame with a 'retrieval' column "
+                         "(simulate_budget with retrieval=('cascade', 'generative'))")
+    if kind is None:
+        kind = "roi" if (frame["constraint"] == "roi").all() else "cpa"
+    if axes is None:
+        import matplotlib.pyplot as plt
+
+        _, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    ax_curve, ax_kind = axes
+    y = "value" if kind == "roi" else "conversions"
+    modes = list(dict.fromkeys(frame["retrieval"]))
+    first = frame[frame["retrieval"] == modes[0]]
+    colours = {label: f"C{i}" for i, (label, _, _) in enumerate(_groups(first))}
+    targets = set()
+    for mode in modes:
+        ls, marker = RETRIEVAL_STYLES.get(mode, (":", "^"))
+        for label, target, g in _groups(frame[frame["retrieval"] == mode]):
+            colour = colours.setdefault(label, f"C{len(colours)}")
+            name = f"{label}, {mode}"
+            mid = g[y].to_numpy(float)
+            err = np.vstack([mid - g[f"{y}_lo"].to_numpy(float),
+                             g[f"{y}_hi"].to_numpy(float) - mid])
+            ax_curve.plot(g["spend"], mid, ls=ls, marker=marker, color=colour, label=name)
+            ax_curve.errorbar(g["spend"], mid,
+                              yerr=np.where(np.isfinite(err), np.maximum(err, 0), 0),
+                              fmt="none", ecolor=colour, alpha=0.4, capsize=2)
+            ax_kind.plot(g["budget"], g[kind], ls=ls, marker=marker, color=colour, label=name)
+            _band(ax_kind, g["budget"], g[f"{kind}_lo"], g[f"{kind}_hi"], colour)
+            if g["constraint"].iloc[0] == kind:
+                targets.add(float(target))
+    xmax = 1.1 * float(np.nanmax(frame["spend"].to_numpy(float))) if len(frame) else 1.0
+    for target in sorted(targets):
+        xs = np.array([0.0, xmax])
+        ax_curve.plot(xs, xs / target if kind == "cpa" else xs * target, "k:", lw=0.8,
+                      label=f"{kind.upper()} = {target:g}")
+        ax_kind.axhline(target, color="k", ls=":", lw=0.8, label=f"target {target:g}")
+    note = days_note(frame)
+    ax_curve.set_xlabel("spend per day")
+    ax_curve.set_ylabel(f"{y} per day (expected)")
+    ax_curve.set_xlim(left=0)
+    ax_curve.set_ylim(bottom=0)
+    _money_axis(ax_curve.xaxis)
+    ax_curve.set_title(f"Spend vs {y}: {' vs '.join(modes)} retrieval\n{note}", fontsize=10)
+    ax_kind.set_xlabel("daily budget")
+    _money_axis(ax_kind.xaxis)
+    ax_kind.set_ylabel(kind.upper())
+    ax_kind.set_title(f"{kind.upper()} by budget: {' vs '.join(modes)} retrieval\n{note}",
+                      fontsize=10)
+    for ax in axes:
+        ax.legend(fontsize=7)
+    return axes

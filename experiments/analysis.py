@@ -74,7 +74,11 @@ MAX_DAYS_CONFIDENT = 40
 MAX_SPEC_BYTES = 1_000_000
 DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
 _SPEC_FIELDS = ("budgets", "budget_range", "constraint", "target", "targets", "category",
-                "traffic", "strategies", "days", "seed", "env_id")
+                "traffic", "strategies", "days", "seed", "env_id", "cold_start",
+                "marketing_style", "retrieval")
+#: Retrieval modes of the traffic (``bidenv.traffic``): the spec's ``retrieval`` takes one or
+#: several (a comparison under common random numbers).
+RETRIEVAL_MODES = ("cascade", "generative")
 _METRICS = ("spend", "conversions", "value", "score", "budget_used", "spend_feed",
             "spend_search", "conversions_realised", "value_realised", "score_realised")
 
@@ -101,6 +105,14 @@ class BudgetSpec:
         days: Simulated days per (strategy, target, budget), 1-10,000.
         seed: Day ``i`` uses ``seed + i``; an integer >= 0.
         env_id: Gymnasium id of the environment.
+        cold_start: The analyst's campaign is new (cold-start: wider, biased predictions), as
+            the market's cold-start competitors (``bidenv.campaign.Campaign``); default False.
+        marketing_style: The campaign runs marketing-style ads (inflated predictions of a
+            lower true rate), as the market's marketing competitors; default False.
+        retrieval: The platform's retrieval, ``"cascade"`` (default) or ``"generative"``
+            (docs/design.md, Traffic); or a tuple of both, to compare them: the same budgets,
+            strategies, days and seeds under each mode (common random numbers), the frames
+            gaining a ``retrieval`` column. In a file a name, a list or ``"cascade,generative"``.
     """
 
     budgets: tuple = (1000.0, 2000.0, 4000.0, 6000.0, 8000.0)
@@ -112,15 +124,39 @@ class BudgetSpec:
     days: int = 5
     seed: int = 0
     env_id: str = "bidenv/AutoBidding-v0"
+    cold_start: bool = False
+    marketing_style: bool = False
+    retrieval: object = "cascade"
 
     def to_dict(self) -> dict:
-        """JSON-friendly dict of the spec (what :func:`parse_spec` reads back)."""
+        """JSON-friendly dict of the spec (what :func:`parse_spec` reads back).
+
+        ``cold_start``, ``marketing_style`` and ``retrieval`` appear only when not at their
+        defaults (False, False, ``"cascade"``), so a default spec reads as before they existed.
+        """
         d = asdict(self)
         d["budgets"] = list(self.budgets)
         d["targets"] = list(self.targets)
         d["strategies"] = list(self.strategies)
         d["traffic"] = dict(self.traffic) if isinstance(self.traffic, Mapping) else self.traffic
+        for key in ("cold_start", "marketing_style"):
+            if not d[key]:
+                del d[key]
+        if self.retrieval == "cascade":
+            del d["retrieval"]
+        elif not isinstance(self.retrieval, str):
+            d["retrieval"] = list(self.retrieval)
         return d
+
+    @property
+    def retrieval_modes(self) -> tuple:
+        """The retrieval modes simulated, in order (one, or several to compare)."""
+        return (self.retrieval,) if isinstance(self.retrieval, str) else tuple(self.retrieval)
+
+    @property
+    def compares_retrieval(self) -> bool:
+        """True when the frames carry a ``retrieval`` column (not the default cascade alone)."""
+        return self.retrieval != "cascade"
 
     @property
     def traffic_label(self) -> str:
@@ -185,6 +221,27 @@ def _traffic(value):
         return {k: shares[k] for k in ("feed", "search") if k in shares}
     raise ValueError(f"spec field 'traffic' must be one of {TRAFFIC_NAMES} or a mapping "
                      f"{{feed: share, search: share}}, got {short_repr(value)}")
+
+
+def _retrieval(value):
+    """A spec's ``retrieval``: one mode (a str) or several (a tuple, in the order given)."""
+    modes = value
+    if isinstance(modes, str):
+        modes = [m.strip() for m in modes.split(",") if m.strip()]
+    ok = (isinstance(modes, Sequence) and 1 <= len(modes) <= 2 * len(RETRIEVAL_MODES)
+          and all(isinstance(m, str) and m in RETRIEVAL_MODES for m in modes))
+    if not ok:
+        raise ValueError(f"spec field 'retrieval' must be {' or '.join(RETRIEVAL_MODES)}, or "
+                         f"both comma-separated (cascade,generative) to compare them, got "
+                         f"{short_repr(value)}")
+    modes = tuple(dict.fromkeys(modes))
+    return modes[0] if len(modes) == 1 else modes
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"spec field {name!r} must be true or false, got {short_repr(value)}")
+    return value
 
 
 def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetSpec:
@@ -264,7 +321,11 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
                          f"), got {short_repr(env_id)}")
     return BudgetSpec(budgets=budgets, constraint=constraint, targets=targets, category=category,
                       traffic=_traffic(data.get("traffic", "mixed")), strategies=strategies,
-                      days=days, seed=seed, env_id=env_id)
+                      days=days, seed=seed, env_id=env_id,
+                      cold_start=_flag("cold_start", data.get("cold_start", False)),
+                      marketing_style=_flag("marketing_style",
+                                            data.get("marketing_style", False)),
+                      retrieval=_retrieval(data.get("retrieval", "cascade")))
 
 
 def load_spec(path) -> BudgetSpec:
@@ -323,8 +384,12 @@ def load_spec(path) -> BudgetSpec:
 # --------------------------------------------------------------------------------------------
 # Simulating days
 # --------------------------------------------------------------------------------------------
-def make_traffic_source(traffic):
-    """The env's ``traffic`` argument for a spec's traffic (a name or feed/search shares)."""
+def make_traffic_source(traffic, retrieval: str = "cascade"):
+    """The env's ``traffic`` argument for a spec's traffic (a name or feed/search shares).
+
+    A name is returned as is (the env applies its ``retrieval``); shares build a
+    :class:`~bidenv.traffic.TrafficMix` whose sources use ``retrieval``.
+    """
     if isinstance(traffic, str):
         return traffic
     from bidenv.traffic import FeedTraffic, SearchTraffic, TrafficMix
@@ -333,27 +398,34 @@ def make_traffic_source(traffic):
     names = [k for k, v in traffic.items() if v > 0]
     if len(names) == 1:
         return names[0]
-    return TrafficMix([kinds[k]() for k in names], [traffic[k] for k in names])
+    return TrafficMix([kinds[k](retrieval=retrieval) for k in names],
+                      [traffic[k] for k in names])
 
 
 _ENV_CACHE: dict = {}
 
 
-def _env(env_id: str, traffic):
-    """One env per (id, traffic) per process (building one binds nothing: reset does)."""
+def _env(env_id: str, traffic, retrieval: str = "cascade"):
+    """One env per (id, traffic, retrieval) per process (building one binds nothing: reset
+    does)."""
     import gymnasium as gym
 
     import bidenv  # noqa: F401
 
-    key = (env_id, json.dumps(traffic, sort_keys=True))
+    check_choice("retrieval", retrieval, RETRIEVAL_MODES)
+    key = (env_id, json.dumps(traffic, sort_keys=True), retrieval)
     if key not in _ENV_CACHE:
-        _ENV_CACHE[key] = gym.make(env_id, traffic=make_traffic_source(traffic))
+        source = make_traffic_source(traffic, retrieval)
+        kwargs = {"retrieval": retrieval} if isinstance(source, str) else {}
+        _ENV_CACHE[key] = gym.make(env_id, traffic=source, **kwargs)
     return _ENV_CACHE[key]
 
 
 def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", target: float = 100.0,
                  category: int = 3, traffic="mixed", seed: int = 0,
-                 env_id: str = "bidenv/AutoBidding-v0", trace: bool = False):
+                 env_id: str = "bidenv/AutoBidding-v0", trace: bool = False,
+                 cold_start: bool = False, marketing_style: bool = False,
+                 retrieval: str = "cascade"):
     """Play one day of one campaign with one strategy.
 
     Args:
@@ -364,6 +436,8 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
         seed: The day's seed.
         env_id: Environment id.
         trace: Also return one row per tick (spend share, traffic share, alpha, ...).
+        cold_start, marketing_style: The campaign's traffic profile (``reset`` options).
+        retrieval: The platform's retrieval, ``"cascade"`` or ``"generative"``.
 
     Returns:
         A dict of the day's figures (money and counts per reference day; see the module
@@ -373,10 +447,12 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
     from bidenv.campaign import budget_scale
     from bidenv.features import FEATURE_NAMES
 
-    env = _env(env_id, traffic)
+    env = _env(env_id, traffic, retrieval)
     scale = budget_scale(env.unwrapped.opportunities_per_day)
     options = {"budget": budget * scale, "constraint": constraint, "category": category,
                "target_roi" if constraint == "roi" else "target_cpa": target}
+    options.update({k: True for k, v in (("cold_start", cold_start),
+                                         ("marketing_style", marketing_style)) if v})
     agent = agents.from_spec(strategy)
     elapsed_at = FEATURE_NAMES.index("traffic_elapsed")
     n_ticks = env.unwrapped.n_ticks
@@ -415,12 +491,17 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
 
 
 def _run_day(task) -> dict:
-    strategy, target, budget, day, spec = task
+    mode, strategy, target, budget, day, spec = task
     out = simulate_day(strategy, budget=budget, constraint=spec["constraint"], target=target,
                        category=spec["category"], traffic=spec["traffic"],
-                       seed=spec["seed"] + day, env_id=spec["env_id"])
-    return {"strategy": strategy, "target": target, "budget": budget, "day": day,
-            "seed": spec["seed"] + day, **out}
+                       seed=spec["seed"] + day, env_id=spec["env_id"],
+                       cold_start=spec.get("cold_start", False),
+                       marketing_style=spec.get("marketing_style", False), retrieval=mode)
+    row = {"strategy": strategy, "target": target, "budget": budget, "day": day,
+           "seed": spec["seed"] + day, **out}
+    if "retrieval" in spec:  # not the default cascade alone: say which mode
+        row["retrieval"] = mode
+    return row
 
 
 def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True,
@@ -430,7 +511,9 @@ def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True,
     Day ``i`` of every row is ``reset(seed=spec.seed + i)``, for ``i`` from ``first_day`` to
     ``first_day + spec.days - 1`` (a later block continues the same days: see
     :func:`simulate_until_confident`); results do not depend on ``workers`` (each day is played
-    on its own, in a fresh episode of a cached env).
+    on its own, in a fresh episode of a cached env). Under several retrieval modes every mode
+    plays the same days (seeds), and a ``retrieval`` column (last) says which (also for a
+    single non-default mode).
     """
     import pandas as pd
     from tqdm.auto import tqdm
@@ -438,8 +521,9 @@ def simulate_days(spec: BudgetSpec, *, workers: int = 1, progress: bool = True,
     workers = check_int("workers", workers, 1)
     first_day = check_int("first_day", first_day, 0)
     plain = spec.to_dict()
-    tasks = [(s, t, b, d, plain) for s in spec.strategies for t in spec.targets
-             for b in spec.budgets for d in range(first_day, first_day + spec.days)]
+    tasks = [(m, s, t, b, d, plain) for m in spec.retrieval_modes for s in spec.strategies
+             for t in spec.targets for b in spec.budgets
+             for d in range(first_day, first_day + spec.days)]
     rows = []
     with tqdm(total=len(tasks), desc="simulating days", unit="day",
               disable=not progress) as bar:
@@ -492,12 +576,18 @@ def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, see
     means of daily ratios, so a day without conversions does not make them infinite. Intervals
     are percentile intervals over ``n_boot`` resamples of the days, the same resample for all
     budgets of a (strategy, target), so marginal intervals are paired (common random numbers).
+    With a ``retrieval`` column the rows are per (retrieval, strategy, target, budget), each
+    mode resampled as a run of that mode alone would be; the column comes last.
     """
     import pandas as pd
 
     rows = []
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    for (strategy, target), g in days_frame.groupby(["strategy", "target"], sort=False):
+    keys = ["strategy", "target"]
+    if "retrieval" in days_frame:
+        keys = ["retrieval", *keys]
+    for key, g in days_frame.groupby(keys, sort=False):
+        strategy, target = key[-2:]
         budgets = np.sort(g["budget"].unique())
         n_days = g["day"].nunique()
         wide = {m: g.pivot(index="budget", columns="day", values=m).loc[budgets].to_numpy()
@@ -537,6 +627,8 @@ def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, see
                                             if np.isfinite(feed_share[j]) else math.nan)
             for m in ("conversions_realised", "value_realised", "score_realised"):
                 row[m] = float(mean[m][j])
+            if len(key) == 3:
+                row["retrieval"] = key[0]
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -575,10 +667,16 @@ def _summary(days, spec: BudgetSpec):
     """:func:`summarise_days` of ``days``, ordered as the spec, with its traffic and spec."""
     frame = summarise_days(days, seed=spec.seed)
     order = {s: i for i, s in enumerate(spec.strategies)}
-    frame = frame.sort_values(["strategy", "target", "budget"],
-                              key=lambda c: c.map(order) if c.name == "strategy" else c,
+    modes = {m: i for i, m in enumerate(spec.retrieval_modes)}
+    keys = ["strategy", "target", "budget"]
+    if "retrieval" in frame:
+        keys = ["retrieval", *keys]
+    frame = frame.sort_values(keys, key=lambda c: (c.map(order) if c.name == "strategy" else
+                                                   c.map(modes) if c.name == "retrieval" else c),
                               kind="stable").reset_index(drop=True)
     frame.insert(5, "traffic", spec.traffic_label)
+    if "retrieval" in frame:  # after the traffic: the first columns say what a row is
+        frame.insert(6, "retrieval", frame.pop("retrieval"))
     frame.attrs["spec"] = replace(spec, days=int(days["day"].nunique())).to_dict()
     return frame
 
@@ -767,7 +865,9 @@ def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
     if missing:
         raise ValueError(f"frame lacks columns {sorted(missing)} (use simulate_budget's output)")
     rows = []
-    for (strategy, target), g in frame.groupby(["strategy", "target"], sort=False):
+    keys = ["retrieval", "strategy", "target"] if "retrieval" in frame else ["strategy", "target"]
+    for key, g in frame.groupby(keys, sort=False):
+        strategy, target = key[-2:]
         g = g.sort_values("budget")
         constraint = g["constraint"].iloc[0]
         budgets = g["budget"].to_numpy(dtype=float)
@@ -805,11 +905,16 @@ def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
                "marginal_hi": pick(hi, best), "saturation_budget": saturation_budget,
                "max_spend": float(g["spend"].max()),
                "days": n_days if n_days is not None else math.nan}
+        if len(key) == 3:
+            row["retrieval"] = key[0]
         row["message"] = _message(row, kind, budgets, status, marginal, lo, hi, used, g,
                                   saturation)
         row["warning"] = days_warning(n_days, width, what)
         rows.append(row)
-    return pd.DataFrame(rows)
+    advice = pd.DataFrame(rows)
+    if "retrieval" in advice:
+        advice.insert(0, "retrieval", advice.pop("retrieval"))
+    return advice
 
 
 def _interval(m, lo, hi) -> str:
@@ -823,7 +928,8 @@ def _message(row, kind, budgets, status, marginal, lo, hi, used, g, saturation) 
     strategy, target, decision = row["strategy"], row["target"], row["decision"]
     best, upper = row["recommended_budget"], row["upper_budget"]
     label = kind.upper() if kind else None
-    head = f"{strategy}" + (f" at target {label} {target:g}" if label else " (budget only)")
+    head = f"{strategy}" + (f" under {row['retrieval']} retrieval" if "retrieval" in row else "")
+    head += f" at target {label} {target:g}" if label else " (budget only)"
     index = {float(b): j for j, b in enumerate(budgets)}
     if label is None:
         if decision == "none":

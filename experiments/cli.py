@@ -98,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--report", action="store_true", help="also write report.html: one "
                    "self-contained page (advice, figures, tables, spec) to send or print")
+    s.add_argument("--cold-start", action="store_true", default=None, help="simulate your "
+                   "campaign as cold-start (new ads: wider, biased predictions)")
+    s.add_argument("--marketing-style", action="store_true", default=None, help="simulate "
+                   "your campaign as marketing-style (inflated predictions, lower true rate)")
+    s.add_argument("--retrieval", default=None, help="the platform's retrieval: cascade "
+                   "(default), generative, or cascade,generative to compare both on the same "
+                   "days (retrieval column, retrieval_comparison.png)")
 
     b = sub.add_parser("bench", help="opportunities per second: bare auction kernel vs a full "
                        "environment day; env steps per core: single vs vector envs")

@@ -7,6 +7,15 @@ figures ``roi_curve.png``, ``marginal_cpa.png`` (``marginal_roi.png`` for ROI ca
 ``cpa_vs_budget.png`` (``roi_vs_budget.png``), ``budget_used.png`` and ``pacing.png`` (one day
 of the first strategy at the middle budget), with ``--report`` also ``report.html`` (all of it
 in one self-contained page, :mod:`experiments.report`); then prints the recommendation.
+
+Retrieval comparison (``--retrieval cascade,generative``, or ``retrieval: [cascade,
+generative]`` in a spec): the same budgets, strategies, days and seeds are played under each
+retrieval mode (common random numbers). The tables stay one file each, with a ``retrieval``
+column (``budget_simulation.csv``, ``days.csv``, ``recommendation.csv``: the advice per mode);
+the figures are written once per mode with the mode as prefix (``cascade_roi_curve.png``,
+``generative_roi_curve.png``, ...), plus ``retrieval_comparison.png`` (each strategy's ROI
+curve and CPA/ROI by budget under both modes) first in the report. A single non-default mode
+(``--retrieval generative``) writes the usual file names, with the ``retrieval`` column.
 """
 
 from __future__ import annotations
@@ -20,11 +29,23 @@ from bidenv.validation import short_repr
 TABLES = ("budget_simulation.csv", "days.csv", "recommendation.csv", "spec.json")
 
 
-def output_files(constraint: str) -> list[str]:
-    """Names of every file :func:`run_simulate_budget` writes for a campaign constraint."""
+#: The figure of a retrieval comparison (several modes; see the module docstring).
+COMPARISON_FIGURE = "retrieval_comparison.png"
+
+
+def output_files(constraint: str, retrieval=("cascade",)) -> list[str]:
+    """Names of every file :func:`run_simulate_budget` writes for a campaign constraint.
+
+    ``retrieval``: the spec's retrieval modes; with several, the figures per mode are
+    prefixed with the mode and :data:`COMPARISON_FIGURE` is added.
+    """
     kind = "roi" if constraint == "roi" else "cpa"
-    return [*TABLES, "roi_curve.png", f"marginal_{kind}.png", f"{kind}_vs_budget.png",
-            "budget_used.png", "pacing.png"]
+    names = ["roi_curve.png", f"marginal_{kind}.png", f"{kind}_vs_budget.png",
+             "budget_used.png", "pacing.png"]
+    modes = (retrieval,) if isinstance(retrieval, str) else tuple(retrieval)
+    if len(modes) < 2:
+        return [*TABLES, *names]
+    return [*TABLES, COMPARISON_FIGURE, *(f"{m}_{n}" for m in modes for n in names)]
 
 
 def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
@@ -40,6 +61,9 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
 
     kind = "roi" if spec.constraint == "roi" else "cpa"
     y = "value" if kind == "roi" else "conversions"
+    mode = spec.retrieval_modes[0]
+    # Which retrieval, when not the default alone (a comparison draws one set per mode).
+    head = f"[{mode} retrieval] " if spec.compares_retrieval else ""
     written = []
     drawers = [("roi_curve.png", lambda ax: plots.roi_curve(frame, y=y, ax=ax)),
                (f"marginal_{kind}.png", lambda ax: plots.marginal_curve(frame, kind=kind, ax=ax)),
@@ -48,6 +72,8 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
     for name, draw in drawers:
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
         draw(ax)
+        if head:
+            ax.set_title(head + ax.get_title(), fontsize=10)
         _finish(fig, plots.caption(fig, frame))
         written.append(atomic_save_figure(fig, out / f"{prefix}{name}", tight=False))
     budget = spec.budgets[len(spec.budgets) // 2]
@@ -57,16 +83,56 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
         day, trace = simulate_day(strategy, budget=budget, constraint=spec.constraint,
                                   target=spec.targets[0], category=spec.category,
                                   traffic=spec.traffic, seed=spec.seed, env_id=spec.env_id,
-                                  trace=True)
+                                  trace=True, cold_start=spec.cold_start,
+                                  marketing_style=spec.marketing_style, retrieval=mode)
         scale = day["day_scale"]
         plots.pacing(trace, ax=ax, label=strategy, show_traffic=strategy == spec.strategies[-1],
                      style=i)
-    ax.set_title(f"Pacing at budget {budget:,.0f}: 1 simulated day (day 0, seed {spec.seed})"
+    ax.set_title(f"{head}Pacing at budget {budget:,.0f}: 1 simulated day (day 0, seed {spec.seed})"
                  f"\none day, so no 95% interval; each strategy its own line style",
                  fontsize=10)
     _finish(fig, plots.caption(fig, scale=scale))
     written.append(atomic_save_figure(fig, out / f"{prefix}pacing.png", tight=False))
     return written
+
+
+def write_comparison(frame, spec, out: Path, *, name: str = COMPARISON_FIGURE) -> Path:
+    """:func:`bidenv.plots.retrieval_comparison` of a frame with a ``retrieval`` column (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bidenv import plots
+    from experiments.io import atomic_save_figure
+
+    kind = "roi" if spec.constraint == "roi" else "cpa"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
+    plots.retrieval_comparison(frame, kind=kind, axes=axes)
+    extra = ("Every retrieval mode plays the same simulated days (seeds): common random "
+             "numbers; solid: cascade, dashed: generative")
+    _finish(fig, plots.caption(fig, frame, extra=extra))
+    return atomic_save_figure(fig, out / name, tight=False)
+
+
+def comparison_table(frame):
+    """One row per (strategy, target, budget), spend, conversions (value) and CPA (ROI) per
+    retrieval mode side by side, and the generative/cascade change of the last in percent."""
+    kind = "roi" if (frame["constraint"] == "roi").all() else "cpa"
+    y = "value" if kind == "roi" else "conversions"
+    wide = frame.pivot_table(index=["strategy", "target", "budget"], columns="retrieval",
+                             values=["spend", y, kind], sort=False)
+    modes = list(dict.fromkeys(frame["retrieval"]))
+    table = wide.reindex(columns=[(m, r) for m in ("spend", y, kind) for r in modes])
+    table.columns = [f"{m}_{r}" for m, r in table.columns]
+    if {"cascade", "generative"} <= set(modes):
+        for m in (y, kind):
+            table[f"{m}_change_%"] = 100 * (table[f"{m}_generative"] / table[f"{m}_cascade"] - 1)
+    order = {s: i for i, s in enumerate(dict.fromkeys(frame["strategy"]))}
+    table = table.reset_index()
+    return table.sort_values(["strategy", "target", "budget"], kind="stable",
+                             key=lambda c: c.map(order) if c.name == "strategy" else c
+                             ).reset_index(drop=True)
 
 
 def _finish(fig, caption) -> None:
@@ -91,7 +157,18 @@ def _numbers(flag: str, text: str) -> list[float]:
 def fields_from_args(args) -> dict:
     """Spec fields from the parsed command-line flags (``None`` for flags not given)."""
     fields = {"constraint": args.constraint, "category": args.category, "days": args.days,
-              "seed": args.seed, "env_id": args.env, "strategies": args.strategies}
+              "seed": args.seed, "env_id": args.env, "strategies": args.strategies,
+              "cold_start": getattr(args, "cold_start", None),
+              "marketing_style": getattr(args, "marketing_style", None)}
+    retrieval = getattr(args, "retrieval", None)
+    if retrieval is not None:
+        from experiments.analysis import RETRIEVAL_MODES
+
+        modes = [m.strip() for m in retrieval.split(",")]
+        if not all(m in RETRIEVAL_MODES for m in modes) or len(set(modes)) != len(modes):
+            raise ValueError(f"--retrieval must be {' or '.join(RETRIEVAL_MODES)}, or "
+                             f"cascade,generative to compare both, got {short_repr(retrieval)}")
+        fields["retrieval"] = modes[0] if len(modes) == 1 else tuple(modes)
     if args.budgets is not None and args.budget_range is not None:
         raise ValueError("give --budgets or --budget-range, not both")
     if args.budgets is not None:
@@ -132,7 +209,10 @@ def print_advice(advice) -> None:
         print(f"  {message}")
     if "warning" not in advice:
         return
-    for who, warning in dict.fromkeys(zip(advice["strategy"], advice["warning"])):
+    names = advice["strategy"]
+    if "retrieval" in advice:
+        names = advice["strategy"] + ", " + advice["retrieval"] + " retrieval"
+    for who, warning in dict.fromkeys(zip(names, advice["warning"])):
         if warning:
             print(f"  warning ({who}): {warning}")
 
@@ -211,12 +291,20 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     atomic_write_csv(out / "days.csv", days)
     atomic_write_csv(out / "recommendation.csv", advice)
     atomic_write_json(out / "spec.json", spec.to_dict())
-    figures = write_figures(frame, spec, out)
+    modes = spec.retrieval_modes
+    if len(modes) > 1:
+        figures = [write_comparison(frame, spec, out)]
+        for mode in modes:
+            figures += write_figures(frame[frame["retrieval"] == mode].reset_index(drop=True),
+                                     replace(spec, retrieval=mode), out, prefix=f"{mode}_")
+    else:
+        figures = write_figures(frame, spec, out)
     if report:
         from experiments.report import write_report
 
         write_report(out, title=f"Budget simulation: category {spec.category}, {label} "
-                     f"{', '.join(f'{t:g}' for t in spec.targets)}, {spec.days} days per budget",
+                     f"{', '.join(f'{t:g}' for t in spec.targets)}, {spec.days} days per budget"
+                     + (f", {' vs '.join(modes)} retrieval" if spec.compares_retrieval else ""),
                      advice=[m if not isinstance(w, str) or not w else f"{m} ({w})"
                              for m, w in zip(advice["message"],
                                              advice.get("warning", [""] * len(advice)))],
@@ -227,9 +315,18 @@ def run_simulate_budget(spec=None, *, out, workers: int = 1, progress: bool = Tr
     cols = ["strategy", "target", "budget", "spend", "conversions", "value", "cpa", "roi",
             "budget_used", "marginal_cpa", "marginal_roi", f"marginal_{kind}_lo",
             f"marginal_{kind}_hi"]
+    if "retrieval" in frame:
+        cols.insert(0, "retrieval")
     print_table(frame, cols)
+    if len(modes) > 1:
+        import pandas as pd
+
+        print(f"\nRetrieval modes side by side (the same days; {COMPARISON_FIGURE}):")
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(comparison_table(frame).to_string(index=False,
+                                                    float_format=lambda x: f"{x:,.4g}"))
     print_advice(advice)
-    written = output_files(spec.constraint) + (["report.html"] if report else [])
+    written = output_files(spec.constraint, modes) + (["report.html"] if report else [])
     print(f"\nwrote {', '.join(written)} to {out}/ in "
           f"{time.perf_counter() - start:.1f} s")
     return frame, advice

@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_exist():
+def test_the_notebooks_exist():
     assert {"01_quickstart", "02_roi_curves", "03_generative_bidder",
-            "04_traffic"} <= {p.stem for p in NOTEBOOKS}
+            "04_traffic", "05_retrieval_modes"} <= {p.stem for p in NOTEBOOKS}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
