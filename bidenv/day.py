@@ -148,7 +148,6 @@ class MarketDay:
         self.hist = np.zeros((len(HistoryRow), n_ticks, k))
         self.tick = 0
         self._tick_view = None
-        self.tick_opportunities = (np.zeros(0, np.float32), np.zeros(0, np.float32))
         self._bid_buffer = np.empty((0, 0), np.float32)  # reused across ticks
         self._open(self.traffic.sample(0, rng_traffic))
 
@@ -192,8 +191,7 @@ class MarketDay:
         None afterwards.
         """
         start = self.tick
-        saved = (self.obs_all, self.tick_opportunities, self._tick_view, self._cur_count,
-                 self._cur_pvalue_mean)
+        saved = (self.obs_all, self._tick_view, self._cur_count, self._cur_pvalue_mean)
         self.exhausted[0] = True
         for t in range(start, self.n_ticks):
             self.tick = t
@@ -202,8 +200,7 @@ class MarketDay:
             self.simulate_tick(alphas(self.obs_all), on_auctions)
         self.batch = None
         self.tick = start
-        (self.obs_all, self.tick_opportunities, self._tick_view, self._cur_count,
-         self._cur_pvalue_mean) = saved
+        self.obs_all, self._tick_view, self._cur_count, self._cur_pvalue_mean = saved
 
     def _open(self, batch) -> None:
         """Make ``batch`` (None: no more) the tick's opportunities and observe them."""
@@ -325,13 +322,17 @@ class MarketDay:
         h[HistoryRow.CONVERSION] = stats.conversions
         h[HistoryRow.WIN_RATE] = stats.wins / opp
         h[HistoryRow.OPPORTUNITIES] = stats.opportunities
-        # Each agent's own view of the opportunities it could enter (agent 0's kept at once,
-        # the others' on demand: opportunities_of).
+        # What each agent's own view of the opportunities needs (built on demand:
+        # opportunities_of; most bidders never ask).
         self._tick_view = (batch, lwc_lose, rows, adv, res.least_winning_cost)
-        self.tick_opportunities = self.opportunities_of(0)
         if on_auctions is not None:
             on_auctions(batch, bids, res, n_slots, exposure, eligible, alpha)
         return stats
+
+    @property
+    def tick_opportunities(self) -> tuple[np.ndarray, np.ndarray]:
+        """The agent's (advertiser 0's) :meth:`opportunities_of` the tick just played."""
+        return self.opportunities_of(0)
 
     def opportunities_of(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Advertiser ``i``'s view of each opportunity of the tick just played that it could
@@ -451,18 +452,10 @@ def play_ticks(days: Sequence[MarketDay], alphas: Sequence[np.ndarray],
         layout = (day.k, plan.shown.shape[1], per_row, day.reserve_price, day.mechanism,
                   None if per_row else tuple(np.asarray(plan.exposure).tolist()))
         groups.setdefault(layout, []).append(i)
+    cat = lambda arrays: np.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # noqa: E731
     results: list = [None] * len(days)
     for (_, _, per_row, reserve, mechanism, _), members in groups.items():
-        if len(members) == 1:
-            i = members[0]
-            day, plan = days[i], plans[i]
-            results[i] = clear_with_budgets(
-                plan.bids, plan.budget_left, plan.shown, n_slots=plan.n_slots,
-                rng=day.rng_ties, reserve=reserve, mechanism=mechanism,
-                exposure=plan.exposure, eligible=plan.eligible, dropped=day.exhausted)
-            continue
         group = [plans[i] for i in members]
-        cat = lambda arrays: np.concatenate(arrays) if len(arrays) > 1 else arrays[0]  # noqa: E731
         bounds = np.concatenate([[0], np.cumsum([p.bids.shape[0] for p in group])])
         # The clearing withdraws bidders in place: hand it the days' own bid rows (one slice of
         # the shared buffer when the group's days are adjacent), so their plans see it.

@@ -358,8 +358,7 @@ class AutoBiddingEnv(gym.Env):
                                 "traffic": float(self._elapsed[min(day.tick, self.n_ticks)]),
                                 "ratio": float(obs[FEATURE_INDEX["constraint_ratio"]])})
         if terminated and self.recording is not None and day.tick < self.n_ticks:
-            day.play_rest_without_agent(lambda obs: self.alphas(np.zeros(1), obs),
-                                        self._record)
+            day.play_rest_without_agent(self._alphas_without_agent, self._record)
         return day.obs_all[0].copy(), float(reward), bool(terminated), False, info
 
     # -- rendering ----------------------------------------------------------------------------
@@ -419,13 +418,16 @@ class AutoBiddingEnv(gym.Env):
             raise RuntimeError("record_day_without_agent needs an env made with record=True")
         if self.day is None or self.day.tick != 0 or self._done:
             raise RuntimeError("record_day_without_agent needs a freshly reset episode")
-        self.day.play_rest_without_agent(lambda obs: self.alphas(np.zeros(1), obs),
-                                         self._record)
+        self.day.play_rest_without_agent(self._alphas_without_agent, self._record)
         self.day.tick = self.n_ticks
 
     @property
     def _done(self) -> bool:
         return self.day.agent_done
+
+    def _alphas_without_agent(self, obs_all: np.ndarray) -> np.ndarray:
+        """The competitors' multipliers once the agent is out (its own entry is ignored)."""
+        return self.alphas(np.zeros(1), obs_all)
 
     def alphas(self, agent_actions: np.ndarray, obs_all: np.ndarray) -> np.ndarray:
         """(k,) bid multipliers of the tick: the K agents' actions (``agent_actions``, (K,)),

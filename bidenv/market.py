@@ -45,10 +45,11 @@ def clear_with_budgets(bids: np.ndarray, budget_left: np.ndarray, shown: np.ndar
 
 
 def _enforce_budgets(order, top, bids, budget_left, shown, *, n_slots, rng, reserve,
-                     mechanism, exposure, eligible, dropped) -> AuctionResult:
+                     mechanism, exposure, eligible, dropped, priced=None) -> AuctionResult:
     """Price the rows from their K + 2 best entering bids (``order``, ``top``: the deep
     auction, updated in place), then withdraw bidders who cannot afford a purchase, in row
-    order, as :func:`clear_with_budgets` describes."""
+    order, as :func:`clear_with_budgets` describes. ``priced``: the rows already priced from
+    those candidates (updated in place), when the caller has them."""
     n, k = bids.shape
     per_row = np.ndim(n_slots) > 0
     deeper = n_slots + 1
@@ -65,7 +66,7 @@ def _enforce_budgets(order, top, bids, budget_left, shown, *, n_slots, rng, rese
         return price_sorted(np.ascontiguousarray(o), np.ascontiguousarray(t), n_slots=slots,
                             reserve=reserve, mechanism=mechanism, exposure=expo)
 
-    res = price()
+    res = price() if priced is None else priced
     start, base = 0, np.zeros(k)  # rows before `start` are final; `base` is their cost
     K = res.winners.shape[1]
     for _ in range(k + 1):
@@ -164,15 +165,15 @@ def clear_days_with_budgets(bids: np.ndarray, bounds: np.ndarray, budget_left: n
     out = []
     for d in range(n_days):
         lo, hi = int(bounds[d]), int(bounds[d + 1])
+        # Day d's rows of the priced result (views: the withdrawal loop updates them).
+        day_res = AuctionResult(*(field[lo:hi] for field in res))
         if over[d]:
-            out.append(_enforce_budgets(
+            day_res = _enforce_budgets(
                 order[lo:hi], top[lo:hi], bids[lo:hi], budget_left[d], shown[lo:hi],
                 n_slots=per_row(n_slots, lo, hi), rng=rngs[d], reserve=reserve,
                 mechanism=mechanism,
-                exposure=exposure if exposure is None or np.ndim(exposure) < 2 else
-                exposure[lo:hi],
+                exposure=exposure[lo:hi] if np.ndim(exposure) == 2 else exposure,
                 eligible=None if eligible is None else eligible[lo:hi],
-                dropped=None if dropped is None else dropped[d]))
-        else:
-            out.append(AuctionResult(*(field[lo:hi] for field in res)))
+                dropped=None if dropped is None else dropped[d], priced=day_res)
+        out.append(day_res)
     return out

@@ -206,3 +206,41 @@ def test_render_returns_one_frame_per_env():
     venv.step(np.zeros((2, 1), np.float32))
     frames = venv.render()
     assert len(frames) == 2 and all(f.count("\n") == 2 for f in frames)  # header + 1 tick
+
+
+def test_play_ticks_groups_days_by_layout_and_hands_back_withdrawn_bids():
+    # Days 0 and 2 clear together (same mechanism), day 1 alone: a group whose days are not
+    # adjacent in the batch, so its bids are gathered and the in-place withdrawals copied
+    # back. Every day's stats, state and the bids its recording hook sees equal the day
+    # played alone; competitors run out of budget mid-tick, so withdrawals happen.
+    from bidenv.env import AutoBiddingEnv
+
+    mechanisms = ["gsp", "first_price", "gsp"]
+    make = lambda m: AutoBiddingEnv(mechanism=m, record=True, **SMALL)  # noqa: E731
+    batched, alone = [make(m) for m in mechanisms], [make(m) for m in mechanisms]
+    for i, (a, b) in enumerate(zip(batched, alone)):
+        a.reset(seed=40 + i)
+        b.reset(seed=40 + i)
+    withdrawn = 0
+    for _ in range(48):
+        acts = np.zeros((3, 1), np.float32)
+        live = [i for i in range(3) if not batched[i]._done]
+        if not live:
+            break
+        alphas_a = [batched[i].begin_step(acts[i]) for i in live]
+        alphas_b = [alone[i].begin_step(acts[i]) for i in live]
+        stats_a = play_ticks([batched[i].day for i in live], alphas_a,
+                             [batched[i]._auction_hook() for i in live])
+        for i, al_a, al_b, sa in zip(live, alphas_a, alphas_b, stats_a):
+            sb = alone[i].day.play_tick(al_b, alone[i]._auction_hook())
+            for field in sa.__dataclass_fields__:
+                np.testing.assert_array_equal(getattr(sa, field), getattr(sb, field))
+            np.testing.assert_array_equal(batched[i].day.exhausted, alone[i].day.exhausted)
+            np.testing.assert_array_equal(batched[i].day.obs_all, alone[i].day.obs_all)
+            ra, rb = batched[i].recording[-1], alone[i].recording[-1]
+            np.testing.assert_array_equal(ra["rival_bids"], rb["rival_bids"])
+            if mechanisms[i] == "gsp":  # the group whose bids were gathered
+                withdrawn += int(batched[i].day.exhausted[1:].sum())
+            batched[i].finish_step(al_a, sa)
+            alone[i].finish_step(al_b, sb)
+    assert withdrawn > 0
