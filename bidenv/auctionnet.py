@@ -125,13 +125,7 @@ def import_auctionnet(csv_path, *, n_ticks: int = 48, max_alpha: float = MAX_ALP
     >>> round(float(frame["obs_hist_bid_mean"].iloc[1]), 6)  # mean bid of tick 0 / 0.1
     2.0
     """
-    for name, value, low in (("n_ticks", n_ticks, 1), ("chunk_rows", chunk_rows, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha) and max_alpha > 1):
-        raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    _check_arguments(n_ticks=n_ticks, chunk_rows=chunk_rows, max_alpha=max_alpha, beta=beta)
 
     if isinstance(csv_path, pd.DataFrame):
         source, where = "<DataFrame>", "AuctionNet log"
@@ -175,6 +169,17 @@ def _check_columns(columns, where: str) -> None:
     if missing:
         raise ValueError(f"{where}: missing columns {missing} (the AuctionNet schema has "
                          f"{list(AUCTIONNET_COLUMNS)})")
+
+
+def _check_arguments(*, n_ticks, max_alpha, beta, chunk_rows=1) -> None:
+    """The importers' arguments: one-line ``ValueError`` naming the bad one."""
+    for name, value, low in (("n_ticks", n_ticks, 1), ("chunk_rows", chunk_rows, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha) and max_alpha > 1):
+        raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
+    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
+        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
 
 
 def _first_row(mask: np.ndarray, offset: int) -> str:
@@ -608,24 +613,14 @@ def import_auctionnet_trajectories(csv_path, *, n_ticks: int = 48, max_alpha: fl
             row), a campaign or ``realAllCost`` that changes within an episode, or ticks with
             gaps or duplicates.
     """
-    if isinstance(n_ticks, bool) or not isinstance(n_ticks, (int, np.integer)) or n_ticks < 1:
-        raise ValueError(f"n_ticks must be an integer >= 1, got {n_ticks!r}")
-    if not (isinstance(max_alpha, (int, float)) and math.isfinite(max_alpha) and max_alpha > 1):
-        raise ValueError(f"max_alpha must be a finite number > 1, got {max_alpha!r}")
-    if not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"beta must be a finite number >= 0, got {beta!r}")
+    _check_arguments(n_ticks=n_ticks, max_alpha=max_alpha, beta=beta)
     if isinstance(csv_path, pd.DataFrame):
         source, where, table = "<DataFrame>", "AuctionNet trajectory file", csv_path
         columns = table.columns
     else:
         path = Path(csv_path)
         source, where = path.name, f"AuctionNet trajectory file {path.name}"
-        if not path.is_file():
-            raise FileNotFoundError(f"AuctionNet trajectory file {str(path)!r} does not exist")
-        try:
-            columns = pd.read_csv(path, nrows=0).columns
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{where} is not a readable CSV file: {exc}") from None
+        columns = _csv_header(path, "AuctionNet trajectory file")
     missing = [c for c in TRAJECTORY_REQUIRED if c not in set(columns)]
     if missing:
         raise ValueError(f"{where}: missing columns {missing} (the trajectory file has "

@@ -266,6 +266,37 @@ class AutoBiddingParallelEnv(ParallelEnv):
         return f"{day.tick:>4} " + " ".join(cells)
 
 
+def run_agents(env: AutoBiddingParallelEnv, bidders, obs: dict, infos: dict, *,
+               on_step=None) -> dict[str, dict]:
+    """Play the day ``env`` was just reset to (``obs, infos = env.reset(...)``) with
+    ``bidders[i]`` as agent ``i``, as :func:`agents.run_episode` plays the single env's.
+
+    Each bidder is reset with its campaign (``env.agent_campaigns[i].to_dict()``) and acts on
+    its observation until it leaves; one with ``update`` gets, after every step, its own info
+    and its own :meth:`~AutoBiddingParallelEnv.last_tick_opportunities`. ``on_step(i, obs,
+    action, reward, done, info)``, if given, is called after every step of agent ``i`` (``obs``
+    the observation it acted on). Returns every agent's last info (by agent name).
+    """
+    for bidder, campaign in zip(bidders, env.agent_campaigns):
+        bidder.reset(campaign.to_dict())
+    updates = [getattr(b, "update", None) for b in bidders]
+    index = env._index
+    final = dict(infos)
+    while env.agents:
+        actions = {a: np.asarray(bidders[index[a]].act(obs[a]), np.float32).reshape(1)
+                   for a in env.agents}
+        next_obs, rewards, terms, truncs, step_infos = env.step(actions)
+        for a, info in step_infos.items():
+            i = index[a]
+            if updates[i] is not None:
+                updates[i](info, env.last_tick_opportunities(a))
+            if on_step is not None:
+                on_step(i, obs[a], actions[a], rewards[a], bool(terms[a] or truncs[a]), info)
+            final[a] = info
+        obs = next_obs
+    return final
+
+
 def parallel_env(n_agents: int = 1, **env_kwargs) -> AutoBiddingParallelEnv:
     """A PettingZoo ``ParallelEnv`` of ``n_agents`` learning advertisers in one market day.
 

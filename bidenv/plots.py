@@ -38,6 +38,14 @@ def days_note(frame) -> str:
     return f"mean of {n} simulated days per budget; bands: 95% intervals"
 
 
+def money_note(scale: float | None = None) -> str:
+    """:data:`MONEY_NOTE`, with the environment's day as a share of the reference day when
+    ``scale`` is given and not 1."""
+    if scale is not None and abs(scale - 1) > 1e-9:
+        return f"{MONEY_NOTE}; this environment's day is {scale:.3g} of it"
+    return MONEY_NOTE
+
+
 def caption(fig, frame=None, *, scale: float | None = None, extra: str = ""):
     """Add the figure caption, the money note (:data:`MONEY_NOTE`; titles state the days).
 
@@ -46,10 +54,7 @@ def caption(fig, frame=None, *, scale: float | None = None, extra: str = ""):
     """
     if scale is None and frame is not None and "day_scale" in frame and len(frame):
         scale = float(frame["day_scale"].iloc[0])
-    money = MONEY_NOTE
-    if scale is not None and abs(scale - 1) > 1e-9:
-        money += f"; this environment's day is {scale:.3g} of it"
-    text = ". ".join(p for p in (extra, money) if p) + "."
+    text = ". ".join(p for p in (extra, money_note(scale)) if p) + "."
     return fig.text(0.01, 0.005, text, fontsize=6.5, ha="left", va="bottom", wrap=True)
 
 
@@ -132,6 +137,14 @@ def _groups(frame):
         yield label, target, g.sort_values("budget")
 
 
+def _error_bars(ax, g, y, color):
+    """The 95% interval of ``y`` (``y_lo``/``y_hi``) as error bars at each point's spend."""
+    mid = g[y].to_numpy(float)
+    err = np.vstack([mid - g[f"{y}_lo"].to_numpy(float), g[f"{y}_hi"].to_numpy(float) - mid])
+    ax.errorbar(g["spend"], mid, yerr=np.where(np.isfinite(err), np.maximum(err, 0), 0),
+                fmt="none", ecolor=color, alpha=0.4, capsize=2)
+
+
 def _band(ax, x, lo, hi, color):
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     ok = np.isfinite(lo) & np.isfinite(hi)
@@ -162,10 +175,7 @@ def roi_curve(frame, *, y: str = "conversions", ax=None, target_line: bool = Tru
     xmax = 1.1 * float(np.nanmax(frame["spend"].to_numpy(float))) if len(frame) else 1.0
     for label, target, g in _groups(frame):
         (line,) = ax.plot(g["spend"], g[y], "o-", label=label)
-        mid = g[y].to_numpy(float)
-        err = np.vstack([mid - g[f"{y}_lo"].to_numpy(float), g[f"{y}_hi"].to_numpy(float) - mid])
-        ax.errorbar(g["spend"], mid, yerr=np.where(np.isfinite(err), np.maximum(err, 0), 0),
-                    fmt="none", ecolor=line.get_color(), alpha=0.4, capsize=2)
+        _error_bars(ax, g, y, line.get_color())
         if annotate_budgets:
             for _, r in g.iterrows():
                 text = ax.annotate(f"{r['budget']:,.0f}", (r["spend"], r[y]), fontsize=7,
@@ -390,13 +400,8 @@ def retrieval_comparison(frame, *, kind: str | None = None, axes=None):
         for label, target, g in _groups(frame[frame["retrieval"] == mode]):
             colour = colours.setdefault(label, f"C{len(colours)}")
             name = f"{label}, {mode}"
-            mid = g[y].to_numpy(float)
-            err = np.vstack([mid - g[f"{y}_lo"].to_numpy(float),
-                             g[f"{y}_hi"].to_numpy(float) - mid])
-            ax_curve.plot(g["spend"], mid, ls=ls, marker=marker, color=colour, label=name)
-            ax_curve.errorbar(g["spend"], mid,
-                              yerr=np.where(np.isfinite(err), np.maximum(err, 0), 0),
-                              fmt="none", ecolor=colour, alpha=0.4, capsize=2)
+            ax_curve.plot(g["spend"], g[y], ls=ls, marker=marker, color=colour, label=name)
+            _error_bars(ax_curve, g, y, colour)
             ax_kind.plot(g["budget"], g[kind], ls=ls, marker=marker, color=colour, label=name)
             _band(ax_kind, g["budget"], g[f"{kind}_lo"], g[f"{kind}_hi"], colour)
             if g["constraint"].iloc[0] == kind:

@@ -44,6 +44,7 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.scoring import ratio
+from bidenv.traffic.latent import RETRIEVAL_MODES  # the spec's ``retrieval`` takes one or more
 from bidenv.validation import (
     check_choice,
     check_int,
@@ -76,9 +77,6 @@ DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
 _SPEC_FIELDS = ("budgets", "budget_range", "constraint", "target", "targets", "category",
                 "traffic", "strategies", "days", "seed", "env_id", "cold_start",
                 "marketing_style", "retrieval")
-#: Retrieval modes of the traffic (``bidenv.traffic``): the spec's ``retrieval`` takes one or
-#: several (a comparison under common random numbers).
-RETRIEVAL_MODES = ("cascade", "generative")
 _METRICS = ("spend", "conversions", "value", "score", "budget_used", "spend_feed",
             "spend_search", "conversions_realised", "value_realised", "score_realised")
 

@@ -47,15 +47,6 @@ def time_kernel(bids: np.ndarray, n_slots: int, rng: np.random.Generator,
         return time.perf_counter() - start
 
 
-def bench_kernel(n: int, k: int, n_slots: int, repeats: int, seed: int,
-                 backend: str = "numpy") -> float:
-    """Median opportunities/second over ``repeats`` bare GSP kernel calls on (n, k) bids."""
-    bids, rng = kernel_bids(n, k, seed), np.random.default_rng(seed)
-    time_kernel(bids[:64], n_slots, rng, backend)  # warm-up (loads a compiled kernel)
-    return n / statistics.median(time_kernel(bids, n_slots, rng, backend)
-                                 for _ in range(repeats))
-
-
 def first_call_seconds() -> float:
     """Seconds of the process's first auction calls (float32 and float64 bids) under the
     active backend: for numba, loading the cached kernel or compiling it; 0-ish for numpy."""
@@ -103,14 +94,6 @@ def time_env_day(env, seed: int) -> tuple[float, int, int]:
     start = time.perf_counter()
     total, ticks = run_env_day(env, seed)
     return total / (time.perf_counter() - start), total, ticks
-
-
-def bench_env(n: int, k: int, n_slots: int, traffic: str, repeats: int, seed: int):
-    """Median opportunities/second of ``repeats`` full environment days (seeds seed, seed+1,
-    ...); returns (median rate, opportunities, ticks) with the last day's counts."""
-    env = _make_env(n, k, n_slots, traffic)
-    runs = [time_env_day(env, seed + i) for i in range(repeats)]
-    return statistics.median(r[0] for r in runs), runs[-1][1], runs[-1][2]
 
 
 def bench_interleaved(n: int, k: int, n_slots: int, traffic: str, repeats: int,

@@ -43,15 +43,24 @@ def _threads(text: str) -> int:
 
 def _set_up_threads(args) -> None:
     """Pin this process's threads (and its workers') to --threads and say so (on stdout: a
-    refused command's stderr stays one line)."""
+    refused command's stderr stays one line), with the --workers :func:`_default_workers`
+    resolved."""
     from experiments.threads import describe, pin_threads
 
-    workers = getattr(args, "workers", None)
-    if workers is None and args.command == "quickstart":
+    print(describe(pin_threads(args.threads), getattr(args, "workers", None)), flush=True)
+
+
+def _default_workers(args, executor) -> None:
+    """Fill a --workers left unset (None): the executor's default for the batch commands
+    (local: 1; Ray: the cluster's CPUs / --threads), quickstart's own otherwise (up to 2)."""
+    if getattr(args, "workers", 1) is not None:
+        return
+    if executor is not None:
+        args.workers = executor.default_workers()
+    else:
         from experiments.quickstart import default_workers
 
-        workers = default_workers()
-    print(describe(pin_threads(args.threads), workers), flush=True)
+        args.workers = default_workers()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -355,9 +364,8 @@ def _net_arch(text: str) -> list[int]:
 
 
 def _set_up_executor(args):
-    """This process's executor (--executor, --ray-address), before any work; resolves the
-    default --workers (local: 1; Ray: the cluster's CPUs / --threads). A missing Ray or an
-    unreachable cluster is one line naming the fix."""
+    """This process's executor (--executor, --ray-address), before any work. A missing Ray or
+    an unreachable cluster is one line naming the fix."""
     from experiments.pool import use_executor
     from experiments.threads import pin_threads
 
@@ -369,8 +377,6 @@ def _set_up_executor(args):
         executor = use_executor(args.executor, args.ray_address)
     except (ImportError, ConnectionError) as exc:
         raise SystemExit(f"bidenv {args.command}: {exc}") from None
-    if args.workers is None:
-        args.workers = executor.default_workers()
     return executor
 
 
@@ -390,6 +396,7 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     executor = _set_up_executor(args) if args.command in EXECUTOR_COMMANDS else None
+    _default_workers(args, executor)
     if args.command in THREADED_COMMANDS:
         _set_up_threads(args)
     if executor is not None and executor.kind == "ray":

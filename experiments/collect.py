@@ -188,7 +188,7 @@ def behavior_plan(config: CollectConfig, episode: int) -> dict:
             "noise_seed": int(rng.integers(2**63 - 1))}
 
 
-class _Noisy:
+class Noisy:
     """A behaviour policy: the agent's action plus Gaussian noise of ``sigma`` (in log-alpha
     units, so the same noise is the same relative change of the bid at any ``max_alpha``),
     clipped to the action space."""
@@ -240,7 +240,7 @@ def _collect_chunk(task) -> tuple[list[dict], list[dict]]:
                                 max_alpha=base.max_alpha)
         else:
             agent = agents.make(plan["behavior"], **plan["kwargs"])
-        behaviour = _Noisy(agent, plan["noise"], plan["noise_seed"], base.max_alpha)
+        behaviour = Noisy(agent, plan["noise"], plan["noise_seed"], base.max_alpha)
         day = {"episode": ep, "behavior": plan["behavior"], "noise": plan["noise"]}
 
         def record(step, day=day):

@@ -88,14 +88,9 @@ def run_export_minari(data, *, dataset_id: str, out=None, env_id: str | None = N
         raise ValueError(f"--out must be a folder (the root of Minari datasets), got the file "
                          f"{out}")
     if env_id is not None:
-        import gymnasium as gym
+        from experiments.io import check_env_id
 
-        import bidenv  # noqa: F401  (registers the environments)
-
-        if env_id not in gym.registry:
-            known = sorted(k for k in gym.registry if k.startswith("bidenv/"))
-            raise ValueError(f"--env must be a registered environment such as {known}, got "
-                             f"{env_id!r}")
+        check_env_id(env_id)
     try:
         import minari  # noqa: F401
     except ImportError:

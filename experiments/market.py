@@ -159,10 +159,12 @@ def _env(n_agents: int, settings: dict):
 
 class _Tap:
     """Watches a :class:`bidenv.day.MarketDay` without changing it: counts every advertiser's
-    won slots and exposures."""
+    won slots and exposures and the ticks simulated. Needed because the day keeps no running
+    totals of these (only spend, conversions and value), the env's infos give the agents' only,
+    and the ticks that :meth:`~bidenv.day.MarketDay.play_rest_without_agent` plays return
+    nothing."""
 
     def __init__(self, day):
-        self.day = day
         self.wins = np.zeros(day.k)
         self.exposures = np.zeros(day.k)
         self.ticks = 0
@@ -180,28 +182,15 @@ class _Tap:
 
 def play_market_day(specs: list[str], settings: dict, seed: int) -> tuple[list[dict], dict]:
     """One day of the market with ``specs[i]`` as advertiser ``i``: (agent rows, market row)."""
+    from bidenv.multi_agent import run_agents
     from experiments.evaluate import violation_flags
 
     K = len(specs)
     env = _env(K, settings)
-    bidders = [_agent(s) for s in specs]
     obs, infos = env.reset(seed=seed)
     day = env.day
-    updates = [getattr(b, "update", None) for b in bidders]
     tap = _Tap(day)
-    for bidder, campaign in zip(bidders, env.agent_campaigns):
-        bidder.reset(campaign.to_dict())
-    final = dict(infos)
-    index = {a: i for i, a in enumerate(env.possible_agents)}
-    while env.agents:
-        actions = {a: np.asarray(bidders[index[a]].act(obs[a]), np.float32).reshape(1)
-                   for a in env.agents}
-        obs, _, _, _, step_infos = env.step(actions)
-        for a, info in step_infos.items():
-            i = index[a]
-            if updates[i] is not None:
-                updates[i](info, env.last_tick_opportunities(a))
-            final[a] = info
+    final = run_agents(env, [_agent(s) for s in specs], obs, infos)
     agents_ticks = day.tick
     if day.tick < day.n_ticks and day.k > K:  # every agent left early: finish the day
         def alphas(obs_all):

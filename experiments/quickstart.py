@@ -76,6 +76,7 @@ def write_panel(frame, out: Path) -> Path:
 
     from bidenv import plots
     from experiments.io import atomic_save_figure
+    from experiments.simulate_budget import finish_figure
 
     fig, axes = plt.subplots(2, 2, figsize=(11, 8))
     plots.roi_curve(frame, ax=axes[0, 0])
@@ -87,9 +88,7 @@ def write_panel(frame, out: Path) -> Path:
                  f"{spec.get('targets', ['?'])[0]:g}, {spec.get('days', '?')} days per budget, "
                  f"{spec.get('env_id', '')}", fontsize=10)
     plots.caption(fig, frame)
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    for ax in fig.axes:
-        plots.declutter(ax)
+    finish_figure(fig, bottom=0.04)
     return atomic_save_figure(fig, out / "roi_curves.png", tight=False)
 
 

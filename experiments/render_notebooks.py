@@ -2,8 +2,9 @@
 
 The notebooks are stored without outputs (``tests/test_notebooks.py`` keeps them so); this
 module runs each one top to bottom in a fresh kernel (nbclient, as the tests do) and writes it
-with its outputs as one self-contained HTML page (nbconvert's ``HTMLExporter``, figures
-embedded as PNG)::
+with its outputs as one HTML page (nbconvert's ``HTMLExporter`` with its lean ``basic``
+template, figures embedded as PNG) that links one small stylesheet written beside the pages,
+:data:`STYLESHEET` (no scripts and nothing fetched: the pages read offline)::
 
     python -m experiments.render_notebooks                 # notebooks/*.ipynb -> docs/notebooks/
     python -m experiments.render_notebooks notebooks/05_retrieval_modes.ipynb --out /tmp/html
@@ -20,6 +21,7 @@ gives the same page. Needs ``nbconvert``, ``nbclient`` and ``ipykernel`` (the ``
 from __future__ import annotations
 
 import argparse
+import html
 import os
 import re
 import sys
@@ -29,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bidenv.io import atomic_path
+from experiments.io import atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Where ``python -m experiments.render_notebooks`` reads and writes by default.
@@ -40,6 +42,35 @@ CELL_TIMEOUT = 600
 #: Environment of the kernel (besides PYTHONPATH): one thread, no display (as the tests).
 KERNEL_ENV = {"OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+#: The stylesheet every page links, written beside them (instead of the ~280 kB of CSS and
+#: scripts nbconvert's default ``lab`` template embeds in each page).
+STYLESHEET = "notebook.css"
+_LAYOUT_CSS = """\
+body { max-width: 1100px; margin: 0 auto; padding: 1em 2em;
+  font: 15px/1.5 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #212121; }
+pre, code { font: 13px/1.4 Menlo, Consolas, "DejaVu Sans Mono", monospace; }
+pre { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; }
+.cell { margin: 0.6em 0; }
+.input, .output_area { display: flex; align-items: flex-start; }
+.prompt { flex: 0 0 5.5em; padding: 0.4em 0.5em 0 0; text-align: right;
+  font: 12px/1.4 monospace; color: #303f9f; }
+.output_prompt { color: #d84315; }
+.inner_cell, .output_subarea { flex: 1 1 auto; min-width: 0; }
+.input_area { background: #f7f7f7; border: 1px solid #e0e0e0; border-radius: 2px;
+  padding: 0.4em 0.6em; }
+.output_subarea { padding: 0.4em 0.6em; overflow-x: auto; }
+.output_stderr { background: #fdd; }
+.output_error pre { color: #b71c1c; }
+.output_png img { max-width: 100%; height: auto; }
+.text_cell_render { padding: 0 0.6em; }
+.text_cell_render code { background: #f3f3f3; padding: 0 0.2em; }
+.anchor-link { visibility: hidden; margin-left: 0.3em; text-decoration: none; }
+h1:hover .anchor-link, h2:hover .anchor-link, h3:hover .anchor-link { visibility: visible; }
+table { border-collapse: collapse; font-size: 13px; margin: 0.3em 0; }
+th, td { padding: 0.2em 0.6em; border-bottom: 1px solid #e0e0e0; text-align: right; }
+th { font-weight: 600; }
+tbody tr:nth-child(odd) { background: #f5f5f5; }
+"""
 
 
 @contextmanager
@@ -104,23 +135,38 @@ def _normalise(book):
 
 
 def to_html(book, title: str) -> str:
-    """The executed notebook as one self-contained HTML page (nbconvert's lab template)."""
+    """The executed notebook as one HTML page (nbconvert's ``basic`` template: the cells and
+    their outputs, figures embedded) linking :data:`STYLESHEET`."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(book, resources={"metadata": {"name": title}})
-    return body
+    body, _ = HTMLExporter(template_name="basic").from_notebook_node(book)
+    return ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+            f"<title>{html.escape(title)}</title>\n"
+            f'<link rel="stylesheet" href="{STYLESHEET}">\n</head>\n<body>\n'
+            f"{body.strip()}\n</body>\n</html>\n")
+
+
+def stylesheet() -> str:
+    """The pages' shared stylesheet: the layout and pygments' highlighting of the code."""
+    from pygments.formatters import HtmlFormatter
+
+    return _LAYOUT_CSS + HtmlFormatter().get_style_defs(".highlight") + "\n"
 
 
 def render(path, out, *, timeout: int = CELL_TIMEOUT, root=ROOT) -> Path:
-    """Execute the notebook at ``path`` and write ``out/<stem>.html`` atomically; return it.
+    """Execute the notebook at ``path`` and write ``out/<stem>.html`` atomically, and
+    ``out/`` :data:`STYLESHEET` when it is not there as it should be; return the page.
 
     A notebook whose cell fails raises and leaves any earlier page of it as it was.
     """
     path = Path(path)
     target = Path(out) / f"{path.stem}.html"
-    html = to_html(execute(path, timeout=timeout, root=root), path.stem)
-    with atomic_path(target) as tmp:
-        tmp.write_text(html, encoding="utf-8")
+    page = to_html(execute(path, timeout=timeout, root=root), path.stem)
+    atomic_write_text(target, page)
+    css, sheet = Path(out) / STYLESHEET, stylesheet()
+    if not css.is_file() or css.read_text(encoding="utf-8") != sheet:
+        atomic_write_text(css, sheet)
     return target
 
 

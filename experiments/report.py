@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from bidenv.io import atomic_path
+from experiments.io import atomic_write_text
 
 #: The file :func:`write_report` writes into the output folder.
 REPORT_NAME = "report.html"
@@ -160,7 +160,4 @@ def write_report(out_dir, *, title: str, advice, spec, seed, tables: Mapping,
     """
     text = render_report(title=title, advice=advice, spec=spec, seed=seed, tables=tables,
                          figures=figures)
-    path = Path(out_dir) / REPORT_NAME
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return path
+    return atomic_write_text(Path(out_dir) / REPORT_NAME, text)

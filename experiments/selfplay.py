@@ -56,8 +56,8 @@ import pandas as pd
 
 from bidenv.validation import check_int, check_number
 
-#: Round 0's default behaviour: ``bidenv collect``'s mix without ``online_lp`` (it needs the
-#: per-opportunity view the multi-agent env does not expose; see the module docstring).
+#: Round 0's default behaviour: ``bidenv collect``'s mix without ``online_lp`` (the mix the
+#: measured runs used; see the module docstring).
 START_MIX = {"pid_cpa": 0.3, "pid_budget": 0.2, "fixed": 0.15, "truthful": 0.05,
              "random": 0.05}
 #: ``--start dt``: the decision-transformer checkpoint shipped with the agents.
@@ -223,37 +223,23 @@ def play_day(env, policies, *, seed: int, sigmas, noise_seeds, episodes, behavio
         ``log``), one summary per agent: final score, expected score, spend, budget, CPA/ROI,
         the expected ones and whether the constraint was violated).
     """
+    from bidenv.multi_agent import run_agents
     from bidenv.offline import step_row
-    from experiments.collect import _Noisy
+    from experiments.collect import Noisy
     from experiments.evaluate import violation_flags
 
     obs, infos = env.reset(seed=seed, options=options)
     campaigns = [c.to_dict() for c in env.agent_campaigns]
-    actors = [_Noisy(p, float(s), int(ns), env.env.max_alpha)
+    actors = [Noisy(p, float(s), int(ns), env.env.max_alpha)
               for p, s, ns in zip(policies, sigmas, noise_seeds)]
-    for actor, camp in zip(actors, campaigns):
-        actor.reset(camp)
-    final = dict(infos)
     rows: list[dict] = []
-    while env.agents:
-        actions = {name: actors[k].act(obs[name])
-                   for k, name in enumerate(env.possible_agents) if name in env.agents}
-        next_obs, rewards, terms, truncs, step_infos = env.step(actions)
-        for k, name in enumerate(env.possible_agents):
-            if name not in actions:
-                continue
-            info = step_infos[name]
-            update = getattr(actors[k], "update", None)
-            if update is not None:
-                update(info, None)  # no per-agent opportunity view in the multi-agent env
-            if log:
-                rows.append(step_row(episode=episodes[k], tick=info["tick"] - 1, obs=obs[name],
-                                     action=actions[name], reward=rewards[name],
-                                     done=bool(terms[name] or truncs[name]),
-                                     campaign=campaigns[k], info=info,
-                                     behavior=behaviors[k], noise=sigmas[k]))
-            final[name] = info
-        obs = next_obs
+
+    def record(k, obs_k, action, reward, done, info):
+        rows.append(step_row(episode=episodes[k], tick=info["tick"] - 1, obs=obs_k,
+                             action=action, reward=reward, done=done, campaign=campaigns[k],
+                             info=info, behavior=behaviors[k], noise=sigmas[k]))
+
+    final = run_agents(env, actors, obs, infos, on_step=record if log else None)
     summaries = []
     for k, name in enumerate(env.possible_agents):
         info, camp = final[name], env.agent_campaigns[k]
@@ -336,14 +322,9 @@ def plot_selfplay(table: pd.DataFrame, path, title: str = "") -> Path:
 # The run
 # --------------------------------------------------------------------------------------------
 def _env_kwargs(config: SelfPlayConfig) -> dict:
-    import gymnasium as gym
+    from experiments.market import env_settings
 
-    from experiments.io import check_env_id
-
-    spec = gym.spec(check_env_id(config.env_id))
-    if spec.entry_point != "bidenv.env:AutoBiddingEnv":
-        raise ValueError(f"--env: {config.env_id!r} is not an AutoBiddingEnv id")
-    return {**(spec.kwargs or {}), **config.env_kwargs}
+    return env_settings(config.env_id, config.env_kwargs)
 
 
 def make_env(config: SelfPlayConfig):
@@ -370,8 +351,8 @@ def _learner(config: SelfPlayConfig):
     except TypeError as exc:
         raise ValueError(f"--set: {exc}") from None
     if getattr(agent.config, "opportunity_features", False):
-        raise ValueError("--set: opportunity_features needs each agent's opportunities, which "
-                         "the multi-agent env does not expose")
+        raise ValueError("--set: opportunity_features needs the opp_* columns, which the "
+                         "self-play logs do not have")
     return agent
 
 

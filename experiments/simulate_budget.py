@@ -74,7 +74,8 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
         draw(ax)
         if head:
             ax.set_title(head + ax.get_title(), fontsize=10)
-        _finish(fig, plots.caption(fig, frame))
+        plots.caption(fig, frame)
+        finish_figure(fig)
         written.append(atomic_save_figure(fig, out / f"{prefix}{name}", tight=False))
     budget = spec.budgets[len(spec.budgets) // 2]
     fig, ax = plt.subplots(figsize=(6.4, 4.6))
@@ -91,7 +92,8 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
     ax.set_title(f"{head}Pacing at budget {budget:,.0f}: 1 simulated day (day 0, seed {spec.seed})"
                  f"\none day, so no 95% interval; each strategy its own line style",
                  fontsize=10)
-    _finish(fig, plots.caption(fig, scale=scale))
+    plots.caption(fig, scale=scale)
+    finish_figure(fig)
     written.append(atomic_save_figure(fig, out / f"{prefix}pacing.png", tight=False))
     return written
 
@@ -111,7 +113,8 @@ def write_comparison(frame, spec, out: Path, *, name: str = COMPARISON_FIGURE) -
     plots.retrieval_comparison(frame, kind=kind, axes=axes)
     extra = ("Every retrieval mode plays the same simulated days (seeds): common random "
              "numbers; solid: cascade, dashed: generative")
-    _finish(fig, plots.caption(fig, frame, extra=extra))
+    plots.caption(fig, frame, extra=extra)
+    finish_figure(fig)
     return atomic_save_figure(fig, out / name, tight=False)
 
 
@@ -135,11 +138,12 @@ def comparison_table(frame):
                              ).reset_index(drop=True)
 
 
-def _finish(fig, caption) -> None:
-    """Make room for the caption, lay the figure out, then place the budget labels."""
+def finish_figure(fig, bottom: float = 0.08) -> None:
+    """Make room for the caption (:func:`bidenv.plots.caption`: ``bottom`` of the figure's
+    height), lay the figure out, then place the budget labels."""
     from bidenv import plots
 
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     for ax in fig.axes:
         plots.declutter(ax)
 
@@ -221,11 +225,10 @@ def print_table(frame, cols) -> None:
     """The budget table, headed by what its money columns mean (the reference-day scaling)."""
     import pandas as pd
 
-    from bidenv.plots import MONEY_NOTE, days_note
+    from bidenv.plots import days_note, money_note
 
-    scale = frame["day_scale"].iloc[0] if "day_scale" in frame and len(frame) else 1.0
-    note = f"; this environment's day is {scale:.3g} of it" if abs(scale - 1) > 1e-9 else ""
-    print(f"{MONEY_NOTE}{note}. Means of the simulated days ({days_note(frame)}); "
+    scale = frame["day_scale"].iloc[0] if "day_scale" in frame and len(frame) else None
+    print(f"{money_note(scale)}. Means of the simulated days ({days_note(frame)}); "
           "marginal_*_lo/_hi: the marginal's 95% interval.")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(frame[cols].to_string(index=False, float_format=lambda x: f"{x:,.4g}"))

@@ -277,7 +277,8 @@ def imported(log, tmp_path_factory):
 @pytest.mark.parametrize("args, message", [
     (["--dataset-id", "bad id"], r"--dataset-id must be a Minari id \[namespace/\]name-vN"),
     (["--dataset-id", "bidenv/noversion"], r"--dataset-id must be a Minari id"),
-    (["--dataset-id", "a-v0", "--env", "bidenv/Nope-v0"], r"--env must be a registered"),
+    (["--dataset-id", "a-v0", "--env", "bidenv/Nope-v0"],
+     r"--env: unknown environment 'bidenv/Nope-v0'; bidenv's are .*bidenv/AutoBidding-v0"),
     (["--dataset-id", "a-v0", "--out", "FILE"], r"--out must be a folder"),
 ])
 def test_export_minari_bad_input(collected, tmp_path, args, message):

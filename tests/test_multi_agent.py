@@ -64,6 +64,12 @@ def test_one_agent_plays_the_single_env_day(reward_mode, policy):
             assert rew["advertiser_0"] == r1
             assert term["advertiser_0"] == done and not trunc["advertiser_0"]
             _same(infos["advertiser_0"], i1)
+            # and the same view of the tick's opportunities (what agents' update gets)
+            mine = ma.last_tick_opportunities("advertiser_0")
+            theirs = single.unwrapped.last_tick_opportunities()
+            assert mine.keys() == theirs.keys() and len(mine["pvalue"]) > 0
+            for key in mine:
+                np.testing.assert_array_equal(mine[key], theirs[key])
             t += 1
         assert ma.agents == []
     if reward_mode == "score":

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pool_helpers import descendants, stop_on_a_running_pool, wait_until_gone
 
 from experiments.pool import map_ordered, pool_size
 
@@ -38,55 +39,13 @@ def test_map_ordered_matches_serial_and_pins_threads():
     assert seen == [3, 1]
 
 
-def _mark_and_sleep(task):
-    folder, i = task
-    (Path(folder) / f"{i}").write_text(str(os.getpid()))
-    if i > 0:
-        time.sleep(60)
-    return i
-
-
-class _Stop(Exception):
-    pass
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
                     reason="needs Linux /proc and two CPUs")
 def test_an_error_in_the_parent_cancels_queued_tasks_and_stops_workers(tmp_path):
     """Leaving the pool by an exception (Ctrl-C is one) must not first run every queued task:
     the executor's default would run tasks 3..6 and wait minutes for the 60 s sleepers."""
-    tasks = [(str(tmp_path), i) for i in range(7)]
-
-    def stop(task, result):
-        while len(list(tmp_path.iterdir())) < 2:  # a sleeper has started beside task 0
-            time.sleep(0.05)
-        raise _Stop
-
-    with pytest.raises(_Stop):
-        map_ordered(_mark_and_sleep, tasks, 2, on_result=stop)
-    started = {int(p.name): int(p.read_text()) for p in tmp_path.iterdir()}
-    assert set(started) <= {0, 1, 2}, "queued tasks ran after the error"
-    workers = set(started.values())
-    deadline = time.monotonic() + 10
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(w) for w in workers)
-
-
-def _children(pid: int) -> set[int]:
-    out = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        out |= {int(x) for x in text}
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return "\nState:\tZ" not in state  # a zombie has exited
+    started = stop_on_a_running_pool(tmp_path)
+    assert wait_until_gone(set(started.values()), 10) == []
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
@@ -107,16 +66,10 @@ def test_no_worker_outlives_a_killed_command(tmp_path, sig, command):
     deadline = time.monotonic() + 60
     while len(workers) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        workers = _children(proc.pid)
+        workers = descendants(proc.pid, recursive=False)
     assert len(workers) >= 2, "the command did not start its workers"
     os.kill(proc.pid, sig)
     # Generous: a signal waits for the running C call to return (on a fresh clone that can
     # be numba compiling the auction kernel, slow on a loaded machine).
     proc.wait(timeout=90)
-    deadline = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = [w for w in workers if _alive(w)]
-    for w in left:  # do not leave them behind even when the test fails
-        os.kill(w, signal.SIGKILL)
-    assert left == []
+    assert wait_until_gone(workers, 20) == []

@@ -16,7 +16,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, wait
 from pathlib import Path
 
+import pool_helpers
 import pytest
+from pool_helpers import descendants, stop_on_a_running_pool, wait_until_gone
 
 from experiments import pool
 from experiments.cli import main
@@ -31,8 +33,9 @@ def ray_executor():
     ray = pytest.importorskip("ray")
     from ray import cloudpickle
 
-    # Ray's workers cannot import this test module: ship its helper functions by value.
+    # Ray's workers cannot import the test modules: ship their task functions by value.
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    cloudpickle.register_pickle_by_value(pool_helpers)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield pool.RayExecutor()
@@ -54,26 +57,6 @@ def _fail(x):
     if x == 2:
         raise ValueError("task 2 is bad")
     return x
-
-
-def _mark_and_sleep(task):
-    folder, i = task
-    (Path(folder) / f"{i}").write_text(str(os.getpid()))
-    if i > 0:
-        time.sleep(60)
-    return i
-
-
-class _Stop(Exception):
-    pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return "\nState:\tZ" not in state
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,24 +99,9 @@ def test_a_task_error_reaches_the_parent(ray_executor):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs Linux /proc")
 def test_an_error_in_the_parent_cancels_the_ray_tasks(ray_executor, tmp_path):
-    tasks = [(str(tmp_path), i) for i in range(7)]
-
-    def stop(task, result):
-        while len(list(tmp_path.iterdir())) < 2:  # a sleeper has started beside task 0
-            time.sleep(0.05)
-        raise _Stop
-
-    start = time.monotonic()
-    with pytest.raises(_Stop):
-        pool.map_ordered(_mark_and_sleep, tasks, 2, executor=ray_executor, on_result=stop)
-    assert time.monotonic() - start < 30, "the parent waited for the sleepers"
-    started = {int(p.name): int(p.read_text()) for p in tmp_path.iterdir()}
-    assert set(started) <= {0, 1, 2}, "queued tasks ran after the error"
+    started = stop_on_a_running_pool(tmp_path, executor=ray_executor)
     sleepers = {pid for i, pid in started.items() if i > 0}
-    deadline = time.monotonic() + 20
-    while any(_alive(w) for w in sleepers) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(_alive(w) for w in sleepers), "a cancelled Ray task is still running"
+    assert wait_until_gone(sleepers, 20) == [], "a cancelled Ray task is still running"
     # Ray is still usable afterwards.
     assert pool.map_ordered(_fail, [0, 1], 2, executor=ray_executor) == [0, 1]
 
@@ -194,7 +162,7 @@ def test_ctrl_c_cancels_a_ray_command_and_exits_cleanly(tmp_path):
             if line.startswith("executor: ray"):
                 break
         time.sleep(2)
-        children = _descendants(proc.pid)
+        children = descendants(proc.pid)
         assert children, "Ray started no processes"
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=30)
@@ -205,26 +173,7 @@ def test_ctrl_c_cancels_a_ray_command_and_exits_cleanly(tmp_path):
     assert proc.returncode == 130
     assert "bidenv: interrupted" in err and "Traceback" not in err
     assert not (tmp_path / "out" / "episodes.csv").exists()
-    deadline = time.monotonic() + 20
-    while any(_alive(c) for c in children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = [c for c in children if _alive(c)]
-    for c in left:
-        os.kill(c, signal.SIGKILL)
-    assert left == [], "a Ray process outlived the command"
-
-
-def _descendants(pid: int) -> set[int]:
-    found, todo = set(), [pid]
-    while todo:
-        for task in Path(f"/proc/{todo.pop()}/task").iterdir():
-            try:
-                kids = {int(x) for x in (task / "children").read_text().split()}
-            except FileNotFoundError:
-                continue
-            todo += list(kids - found)
-            found |= kids
-    return found
+    assert wait_until_gone(children, 20) == [], "a Ray process outlived the command"
 
 
 def test_a_missing_ray_is_one_line_naming_the_extra(monkeypatch, capsys):

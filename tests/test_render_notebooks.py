@@ -48,14 +48,22 @@ def test_renders_a_notebook_with_its_outputs(tmp_path):
     assert "&#39;1&#39;" in page or "'1'" in page     # the kernel ran with one thread
     assert "42" in page
     assert "object at 0x..." in page                 # the address masked: deterministic
-    # ... the notebook ran elsewhere, and only the page was written, atomically.
-    assert sorted(p.name for p in out.iterdir()) == ["tiny.html"]
+    # ... a lean page (no scripts, no embedded template CSS) linking the one stylesheet
+    # written beside it ...
+    assert "<script" not in page and "<style" not in page
+    assert f'<link rel="stylesheet" href="{render_notebooks.STYLESHEET}">' in page
+    assert len(page) < 50_000
+    css = (out / render_notebooks.STYLESHEET).read_text(encoding="utf-8")
+    assert ".input_area" in css and ".highlight" in css
+    # ... the notebook ran elsewhere, and only the page and its stylesheet were written.
+    assert sorted(p.name for p in out.iterdir()) == [render_notebooks.STYLESHEET, "tiny.html"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["html", "tiny.ipynb"]
     # The stored notebook is left without outputs, and re-rendering gives the same page.
     stored = nbformat.read(str(book), as_version=4)
     assert all(c.outputs == [] for c in stored.cells if c.cell_type == "code")
     again = render_notebooks.render(book, tmp_path / "again")
     assert again.read_text(encoding="utf-8") == page
+    assert (tmp_path / "again" / render_notebooks.STYLESHEET).read_text(encoding="utf-8") == css
     assert _docs_state() == before
 
 
@@ -84,3 +92,8 @@ def test_every_notebook_has_a_render_linked_from_the_readme():
         assert f"({page})" in readme, f"the README does not link {page}"
         assert f"notebooks/{book.name}" in readme
     assert "python -m experiments.render_notebooks" in readme
+    # The pages share one stylesheet, the one render_notebooks writes today.
+    css = DOCS / render_notebooks.STYLESHEET
+    assert css.is_file() and css.read_text(encoding="utf-8") == render_notebooks.stylesheet()
+    for page in DOCS.glob("*.html"):
+        assert f'href="{render_notebooks.STYLESHEET}"' in page.read_text(encoding="utf-8")

@@ -147,21 +147,24 @@ def test_bad_input_is_refused_in_one_line_naming_the_option(tmp_path, extra, mes
     assert not out.exists()  # refused before any work
 
 
-def test_logged_rows_are_bidenv_collects_rows_for_one_agent():
+@pytest.mark.parametrize("behavior", ["truthful", "online_lp"])
+def test_logged_rows_are_bidenv_collects_rows_for_one_agent(behavior):
     """With one agent the multi-agent day is the single env's, and its logged rows
-    (``bidenv.offline.step_row``) are the rows ``bidenv collect`` writes for the same day."""
+    (``bidenv.offline.step_row``) are the rows ``bidenv collect`` writes for the same day.
+    ``online_lp`` paces on the opportunities ``update`` hands it: its rows match only if the
+    agent sees its own view of every tick, as ``agents.run_episode`` gives it."""
     from bidenv.multi_agent import parallel_env
     from experiments.collect import CollectConfig, collect
     from experiments.selfplay import play_day
 
-    frame = collect(CollectConfig(episodes=1, seed=5, behaviors={"truthful": 1.0}, noise=0.0,
+    frame = collect(CollectConfig(episodes=1, seed=5, behaviors={behavior: 1.0}, noise=0.0,
                                   env_kwargs=TINY), progress=False)
     first = frame.iloc[0]
     options = {"budget": first["budget"], "constraint": first["constraint"],
                "category": int(first["category"])}
     options.update({k: first[k] for k in ("target_cpa", "target_roi") if np.isfinite(first[k])})
     env = parallel_env(n_agents=1, **{"opportunities_per_day": 50_000, **TINY})
-    rows, _ = play_day(env, [agents.make("truthful")], seed=5, sigmas=[0.0], noise_seeds=[0],
-                       episodes=[0], behaviors=["truthful"], options=options)
+    rows, _ = play_day(env, [agents.make(behavior)], seed=5, sigmas=[0.0], noise_seeds=[0],
+                       episodes=[0], behaviors=[behavior], options=options)
     pd.testing.assert_frame_equal(pd.DataFrame(rows, columns=list(COLUMNS)),
                                   frame[list(COLUMNS)], check_dtype=False)

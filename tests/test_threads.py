@@ -9,7 +9,7 @@ import os
 import pytest
 
 from experiments import threads
-from experiments.cli import THREADED_COMMANDS, _set_up_threads, build_parser, main
+from experiments.cli import THREADED_COMMANDS, _default_workers, _set_up_threads, build_parser, main
 from experiments.pool import map_ordered, pool_size
 
 torch = pytest.importorskip("torch")
@@ -88,6 +88,19 @@ def test_set_up_pins_the_parent_and_the_workers(capsys):
 
     threads.pin_threads(1)  # and back: workers started now get one thread
     assert map_ordered(_probe, range(2), 2)[0][0][0] == 1
+
+
+def test_quickstart_logs_its_default_workers(capsys):
+    from experiments.quickstart import default_workers
+
+    args = build_parser().parse_args(["quickstart"])
+    _default_workers(args, None)
+    assert args.workers == default_workers()
+    _set_up_threads(args)
+    processes = ("1 process" if args.workers == 1
+                 else f"up to {args.workers} worker processes")
+    assert capsys.readouterr().out == (
+        f"threads: torch 1, BLAS 1 per process, {processes} (--threads to change)\n")
 
 
 def test_a_command_logs_its_threads(tmp_path, capsys):
