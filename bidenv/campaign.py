@@ -72,12 +72,12 @@ MARKET_REFERENCE_BUDGET = 4000.0
 #     python -m experiments.market_targets --days 16 --seed 1000
 #: Cost per conversion of a constant-multiplier bidder of the category that spends
 #: :data:`MARKET_REFERENCE_BUDGET` over the day (geometric mean over days).
-MARKET_CPA = (276.4, 177.2, 121.0, 103.5, 88.8, 77.3, 70.1, 56.8)
+MARKET_CPA = (269.4, 173.3, 116.0, 100.7, 87.6, 75.5, 68.7, 55.7)
 #: The market's typical sales value per conversion (geometric mean over advertisers and days).
 MARKET_CONVERSION_VALUE = 101.3
 #: ROI of that bidder for an advertiser of typical conversion value:
 #: ``MARKET_CONVERSION_VALUE / MARKET_CPA``.
-MARKET_ROI = (0.367, 0.572, 0.837, 0.978, 1.140, 1.311, 1.445, 1.784)
+MARKET_ROI = (0.376, 0.585, 0.873, 1.006, 1.156, 1.341, 1.475, 1.818)
 
 #: The agent's campaigns (:func:`draw_agent_campaign`, the evaluation's scenarios): budgets
 #: on the reference day, log-uniform in ``MARKET_REFERENCE_BUDGET x [0.5, 1.5]``.

@@ -164,18 +164,23 @@ def test_sources_alone_accept_retrieval(retrieval):
 
 
 def test_generative_retrieval_effect_stays_in_its_band():
-    """Lite, seeds 0-2, agent out: the documented effect (docs/design.md, Traffic)."""
+    """Lite, seeds 0-5, agent out: the calibrated effect (docs/design.md, Traffic).
+
+    The full day is calibrated to the platforms' reported +40% exposure of long-tail and
+    cold-start advertisers and +18% conversions of small ones; Lite is the same market
+    smaller and measured +40.0% and +16.2% (expected conversions: realised ones are few).
+    """
     from experiments.retrieval import compare_retrieval
 
-    table = compare_retrieval(3, 0, **LITE)
+    table = compare_retrieval(6, 0, **LITE)
     change = table[[c for c in table.columns if c.endswith("_change")]]
-    # Long-tail and cold-start advertisers are shown more (measured +5.6%).
-    assert 0.02 <= change.loc["long_tail_or_cold_start", "exposures_change"] <= 0.15
-    # Marketing-style ads lose most of their candidacy and much of their exposure (-45%).
+    assert 0.25 <= change.loc["long_tail_or_cold_start", "exposures_change"] <= 0.55
+    assert 0.08 <= change.loc["small", "expected_conversions_change"] <= 0.28
+    # Marketing-style ads lose most of their candidacy and much of their exposure (-64%).
     assert change.loc["marketing", "eligible_change"] < -0.6
-    assert -0.65 <= change.loc["marketing", "exposures_change"] <= -0.25
-    # Small advertisers' expected conversions do not fall (measured +0.5%).
-    assert -0.03 <= change.loc["small", "expected_conversions_change"] <= 0.10
+    assert -0.8 <= change.loc["marketing", "exposures_change"] <= -0.35
+    # A reallocation, not more ads shown: all competitors' exposures +2.1%.
+    assert abs(change.loc["all", "exposures_change"]) < 0.05
 
 
 def test_retrieval_report_writes_both_modes(tmp_path, capsys):

@@ -35,16 +35,22 @@ from bidenv.traffic.search import zipf_frequencies, zipf_ranks
 LITE = "bidenv/AutoBiddingLite-v0"
 
 
-def campaigns(k, seed=0):
+def campaigns(k, seed=0, budgets=None):
     rng = np.random.default_rng(seed)
+    budgets = np.full(k, 100.0) if budgets is None else budgets
     return CampaignArrays.from_campaigns(
-        [Campaign(budget=100.0, target_cpa=50.0, category=int(c))
-         for c in rng.integers(0, 8, size=k)])
+        [Campaign(budget=float(b), target_cpa=50.0, category=int(c))
+         for b, c in zip(budgets, rng.integers(0, 8, size=k))])
 
 
-def bind(source, k=24, seed=0, volume=50_000):
-    return source.bind(campaigns(k, seed), n_ticks=48, opportunities_per_day=volume,
+def bind(source, k=24, seed=0, volume=50_000, budgets=None):
+    return source.bind(campaigns(k, seed, budgets), n_ticks=48, opportunities_per_day=volume,
                        rng=np.random.default_rng(seed))
+
+
+def spread_budgets(k, seed=0):
+    """Budgets log-uniform over x[0.5, 1.5] of 100, as the market draws them."""
+    return 100.0 * np.exp(np.random.default_rng(seed + 99).uniform(np.log(0.5), np.log(1.5), k))
 
 
 def day(source, seed=0):
@@ -202,21 +208,58 @@ def test_click_probability_and_value_fall_with_ads_seen_in_the_session(mixed_day
     assert 0.018 < click.mean() < 0.047
 
 
-def test_feed_retrieval_and_exploration_favour_cold_start():
+def _recalled_by_hand(feed, m):
+    """(C x V, k) the cascade's recalled top-m, recomputed from its documented score."""
+    relevance = feed.cluster_centroids @ feed.profile.ad_factors.astype(np.float64).T
+    score = relevance.copy()
+    if feed.popularity_bias:
+        log_budget = np.log(feed.campaigns.budget)
+        log_budget[0] = np.median(log_budget[1:])  # the agent counts as the median rival
+        z = (log_budget - log_budget[1:].mean()) / log_budget[1:].std()
+        score += feed.popularity_bias * relevance.std() * z
+    if not feed.cold_start_recall:
+        score[:, feed.profile.cold_start] = -np.inf
+    top = np.argsort(-score, axis=1, kind="stable")[:, :m]
+    return np.repeat(top, feed.exploration_variants, axis=0)
+
+
+@pytest.mark.parametrize("recall", [{}, {"popularity_bias": 0.0, "cold_start_recall": True}])
+def test_feed_retrieval_and_exploration_favour_cold_start(recall):
     pop = AdvertiserPopulation(cold_start_share=0.2)
     feed = bind(FeedTraffic(population=pop, retrieval_share=0.5, exploration_size=3,
-                            cold_start_exploration=50.0), k=40)
+                            cold_start_exploration=50.0, **recall), k=40,
+                budgets=spread_budgets(40))
     m = int(round(0.5 * 40))
     assert np.all(feed.group_table.sum(axis=1) == m + 3)
     cold = feed.profile.cold_start
-    # Exploration candidates: those outside their cluster's retrieved top-m.
-    retrieved = np.repeat(
-        np.argsort(-feed.cluster_centroids @ feed.profile.ad_factors.T, axis=1)[:, :m],
-        feed.exploration_variants, axis=0)
+    # Exploration candidates: those outside their cluster's recalled top-m.
+    retrieved = _recalled_by_hand(feed, m)
+    assert feed.group_table[np.arange(len(retrieved))[:, None], retrieved].all()
     explored = feed.group_table.copy()
     explored[np.arange(len(explored))[:, None], retrieved] = False
     assert explored.sum(axis=1).tolist() == [3] * len(explored)
     assert explored[:, cold].sum() / explored.sum() > 2 * cold.mean()
+    if not feed.cold_start_recall:  # the default: only exploration reaches a new ad
+        assert not np.isin(retrieved, np.flatnonzero(cold)).any()
+
+
+def test_cascade_recall_favours_popular_advertisers_and_not_the_agents_budget():
+    """The default cascade recalls by popularity (budget); the agent counts as the median."""
+    feed = bind(FeedTraffic(), k=48, budgets=spread_budgets(48))
+    reach = feed.cascade_reach
+    budget = feed.campaigns.budget
+    established = ~feed.profile.cold_start
+    established[0] = False
+    rivals = np.flatnonzero(established)
+    big = rivals[budget[rivals] >= np.median(budget[rivals])]
+    small = rivals[budget[rivals] < np.quantile(budget[rivals], 0.2)]
+    assert reach[big].mean() > reach[small].mean() + 0.3
+    # Cold-start ads are only explored: far below every recalled rival.
+    assert reach[feed.profile.cold_start].max() < reach[big].min()
+    # Without the bias, recall is by relevance alone: popularity does not order reach.
+    plain = bind(FeedTraffic(popularity_bias=0.0, cold_start_recall=True), k=48,
+                 budgets=spread_budgets(48))
+    assert abs(plain.cascade_reach[big].mean() - plain.cascade_reach[small].mean()) < 0.15
 
 
 # --------------------------------------------------------------------------- #

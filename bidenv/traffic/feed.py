@@ -12,11 +12,14 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   vectors ``u`` (standard normal marginally), grouped into ``n_interest_clusters`` clusters
   (``u = sqrt(c) mu_cluster + sqrt(1 - c) noise``), and a click propensity each.
 * Candidate retrieval, as in two-stage recommenders: for each interest cluster the
-  ``retrieval_share`` most relevant advertisers (largest ``mu_cluster . w_a``) are candidates,
-  plus, for each of ``exploration_variants`` variants of the cluster, ``exploration_size``
-  other advertisers drawn at random with cold-start advertisers ``cold_start_exploration``
-  times as likely (exploration gives new ads traffic). Only candidates may bid: the
-  opportunity's eligibility group is (cluster, variant).
+  ``retrieval_share`` advertisers with the best recall score are candidates: relevance
+  ``mu_cluster . w_a`` plus a popularity bias (``popularity_bias`` x the spread of relevance x
+  the advertiser's standardised log budget, the engagement history such models learn from),
+  cold-start advertisers excluded (no history to recall them by), plus, for each of
+  ``exploration_variants`` variants of the cluster, ``exploration_size`` other advertisers
+  drawn at random with cold-start advertisers ``cold_start_exploration`` times as likely
+  (exploration gives new ads traffic). Only candidates may bid: the opportunity's eligibility
+  group is (cluster, variant).
 * With ``retrieval="generative"`` candidates are decoded per *user* instead (the
   eligibility group is the user): the ``generative_share`` of the advertisers with the best
   semantic match to the user's own interest, ``u . w_a`` standardised per advertiser over
@@ -63,7 +66,7 @@ from __future__ import annotations
 import numpy as np
 
 from bidenv.traffic.base import SOURCE_FEED, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows, side_stream
+from bidenv.traffic.latent import LatentTraffic, Rows, popularity_z, side_stream
 from bidenv.validation import check_int, check_number
 
 #: Positions in a session beyond this share one set of drift/fatigue factors.
@@ -89,6 +92,10 @@ class FeedTraffic(LatentTraffic):
         fatigue: Log-decrease of the conversion rate per ad already seen in the session.
         click_fatigue: Log-decrease of the click rate per ad already seen in the session.
         retrieval_share: Share of the advertisers retrieved as candidates per cluster.
+        popularity_bias: Weight of popularity (log budget, standardised) in the cascade's
+            recall score, in units of the spread of relevance (0: relevance only).
+        cold_start_recall: Whether the cascade's recall can retrieve cold-start advertisers
+            (False: they have no history, only exploration reaches them).
         exploration_size: Extra random candidates per (cluster, variant).
         exploration_variants: Exploration variants per cluster.
         cold_start_exploration: How much more likely a cold-start advertiser is explored.
@@ -120,7 +127,8 @@ class FeedTraffic(LatentTraffic):
                  level_scale: float = 0.9, generative_share: float = 0.3,
                  generative_exploration_size: int = 4,
                  generative_tail_exploration: float = 3.0,
-                 generative_marketing_penalty: float = 1.0, **kwargs):
+                 generative_marketing_penalty: float = 1.0, popularity_bias: float = 6.0,
+                 cold_start_recall: bool = False, **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
         self.n_users = check_int("n_users", n_users, 1)
@@ -145,6 +153,10 @@ class FeedTraffic(LatentTraffic):
             "generative_marketing_penalty", generative_marketing_penalty, 0.0, 100.0)
         self.generative_tail_exploration = check_number(
             "generative_tail_exploration", generative_tail_exploration, 0.0, 20.0)
+        self.popularity_bias = check_number("popularity_bias", popularity_bias, 0.0, 100.0)
+        if not isinstance(cold_start_recall, (bool, np.bool_)):
+            raise ValueError(f"cold_start_recall must be True or False, got {cold_start_recall!r}")
+        self.cold_start_recall = bool(cold_start_recall)
         self.generative_exploration_size = check_int(
             "generative_exploration_size", generative_exploration_size, 0)
 
@@ -180,7 +192,7 @@ class FeedTraffic(LatentTraffic):
         relevance = centroids @ w.T  # (C, k)
         m = min(k, max(1, int(round(self.retrieval_share * k))))
         retrieved = np.zeros((C, k), bool)
-        top = np.argpartition(-relevance, m - 1, axis=1)[:, :m]
+        top = np.argpartition(-self._recall_score(relevance), m - 1, axis=1)[:, :m]
         retrieved[np.arange(C)[:, None], top] = True
         table = np.repeat(retrieved, V, axis=0)  # group g = cluster * V + variant
         if self.exploration_size and m < k:
@@ -216,6 +228,24 @@ class FeedTraffic(LatentTraffic):
         level = prof.level * self.level_scale / expected
         self.mult = table * level[None, :]
         self.adv = np.hstack([w, np.ones((k, 1))])  # x columns: interest z, log quality
+
+    def _recall_score(self, relevance: np.ndarray) -> np.ndarray:
+        """(C, k) score by which the cascade recalls the ``retrieval_share`` top advertisers.
+
+        ``relevance + popularity_bias * sd(relevance) * z_a``, where ``z_a`` is the advertiser's
+        standardised log popularity (:func:`~bidenv.traffic.latent.popularity_z`: the daily
+        budget, as the engagement history recall models learn from). Cold-start advertisers
+        have no history to recall them by: unless ``cold_start_recall``, only exploration
+        reaches them.
+        """
+        prof = self.profile
+        score = relevance
+        if self.popularity_bias:
+            z = popularity_z(self.campaigns.budget)
+            score = relevance + self.popularity_bias * relevance.std() * z[None, :]
+        if not self.cold_start_recall:
+            score = np.where(prof.cold_start[None, :], -np.inf, score)
+        return score
 
     def _generative_table(self, users, w, m, rng) -> np.ndarray:
         """(n_users, k) candidates of generative retrieval: one eligibility group per user.

@@ -59,6 +59,25 @@ MEAN_PVALUE = 5e-4
 RETRIEVAL_MODES = ("cascade", "generative")
 
 
+def popularity_z(budget) -> np.ndarray:
+    """(k,) standardised log popularity of the episode's advertisers, for a cascade's recall.
+
+    Popularity is the daily budget, the proxy for the engagement history a cascade's recall
+    and pre-ranking models learn from (the popularity bias of Abdollahpouri, Burke and
+    Mobasher 2019, "Managing Popularity Bias in Recommender Systems with Personalized
+    Re-ranking", FLAIRS). Standardised over the competitors (columns 1..); the agent (column
+    0) counts as their median, so the budget an analyst simulates does not move its own
+    recall. Zeros with fewer than two competitors.
+    """
+    pop = np.log(np.asarray(budget, np.float64))
+    z = np.zeros(len(pop))
+    if len(pop) > 2:
+        rivals = pop[1:]
+        pop[0] = np.median(rivals)
+        z = (pop - rivals.mean()) / max(float(rivals.std()), 1e-12)
+    return z
+
+
 def side_stream(rng: np.random.Generator) -> np.random.Generator:
     """A generator independent of ``rng`` that does not move it (a far jump of its state)."""
     return np.random.Generator(rng.bit_generator.jumped())

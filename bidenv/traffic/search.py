@@ -14,7 +14,9 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   related category] + cos(query, ad)``, and an advertiser may bid iff ``relevance >
   threshold(r)``, where the threshold rises from ``head_threshold`` (rank 1) to
   ``tail_threshold`` (last rank) with log rank: tail queries are specific, so few
-  advertisers match them, head queries many. Each query is an eligibility group.
+  advertisers match them, head queries many. Each query is an eligibility group. The cascade's
+  matching favours popular advertisers (broad keyword lists, engagement-trained pre-ranking):
+  ``popularity_bias`` x the advertiser's standardised log budget is added to its relevance.
 * ``pvalue[o, a] = level_scale * level_a * m[q, a] * boost * q_o`` on eligible advertisers,
   0 elsewhere, where ``m[q, a] = exp(query . w_a)`` normalised to mean 1 over the day's
   queries (semantic match), ``boost = intent_boost * (0.5 + c) / (0.5 + E[c])`` for
@@ -24,7 +26,8 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   query grows with its commercial intent.
 * ``retrieval="generative"`` (generative retrieval, which platforms report brings more
   long-tail inventory into auctions): tail queries are understood semantically, so the
-  threshold rises only to ``generative_tail_threshold``, and a marketing ad's relevance is
+  threshold rises only to ``generative_tail_threshold``, popularity does not enter, and a
+  marketing ad's relevance is
   lowered by ``generative_marketing_penalty`` (its inflated appeal does not make its content
   match). Everything else, the draws included, is the cascade's.
 
@@ -47,7 +50,7 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.traffic.base import SOURCE_SEARCH, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows, matmul_rows
+from bidenv.traffic.latent import LatentTraffic, Rows, matmul_rows, popularity_z
 from bidenv.validation import check_int, check_number
 
 
@@ -100,6 +103,8 @@ class SearchTraffic(LatentTraffic):
             peaks in the morning and has quieter nights than the feed).
         level_scale: Multiplier of every advertiser's pValue level on search (0.5 with the
             default boosts calibrates the default market to docs/design.md's reference day).
+        popularity_bias: Relevance added per standard deviation of an advertiser's log
+            budget by the cascade's matching (0: none; generative retrieval never adds it).
         generative_tail_threshold: Threshold of the rarest query with generative retrieval.
         generative_marketing_penalty: Relevance taken off marketing ads with generative
             retrieval.
@@ -121,7 +126,8 @@ class SearchTraffic(LatentTraffic):
                  query_cohesion: float = 0.6, commercial_intent=(2.0, 3.0),
                  daytime_tilt: float = 0.3, level_scale: float = 0.5,
                  generative_tail_threshold: float = 0.6,
-                 generative_marketing_penalty: float = 1.0, **kwargs):
+                 generative_marketing_penalty: float = 1.0, popularity_bias: float = 0.2,
+                 **kwargs):
         super().__init__(daily_volume, slots, daytime_tilt=daytime_tilt,
                          level_scale=level_scale, **kwargs)
         self.vocabulary_size = check_int("vocabulary_size", vocabulary_size, 1)
@@ -142,6 +148,7 @@ class SearchTraffic(LatentTraffic):
             "generative_tail_threshold", generative_tail_threshold, -2.0, 12.0)
         self.generative_marketing_penalty = check_number(
             "generative_marketing_penalty", generative_marketing_penalty, 0.0, 100.0)
+        self.popularity_bias = check_number("popularity_bias", popularity_bias, 0.0, 12.0)
         try:
             a, b = (float(v) for v in commercial_intent)
         except (TypeError, ValueError):
@@ -178,7 +185,10 @@ class SearchTraffic(LatentTraffic):
         specificity = np.log(np.arange(1, V + 1)) / np.log(V) if V > 1 else np.zeros(1)
         self.threshold = (self.head_threshold
                           + (self.tail_threshold - self.head_threshold) * specificity)
-        self.group_table = relevance > self.threshold[:, None]  # (query, advertiser)
+        recall = relevance
+        if self.popularity_bias:
+            recall = relevance + self.popularity_bias * popularity_z(self.campaigns.budget)[None, :]
+        self.group_table = recall > self.threshold[:, None]  # (query, advertiser)
         self.cascade_reach = self.frequency @ self.group_table
         if self.retrieval == "generative":
             # Candidates decoded by semantic match to the query's intent: the threshold
