@@ -88,10 +88,13 @@ AGENT_TIGHTNESS_RANGE = (0.7, 1.4)
 AGENT_ROI_SHARE = 0.2
 
 _FIELDS = ("budget", "constraint", "target_cpa", "target_roi", "category", "cold_start",
-           "marketing_style")
+           "marketing_style", "popularity")
 #: The campaign's traffic profile flags (default False; omitted from :meth:`Campaign.to_dict`
 #: when False, so a default campaign's dict is what it always was).
 PROFILE_FLAGS = ("cold_start", "marketing_style")
+#: Default :attr:`Campaign.popularity`: the market's median advertiser (omitted from
+#: :meth:`Campaign.to_dict` at this value, like the profile flags when False).
+DEFAULT_POPULARITY = 0.5
 
 # Bounds that keep the environment's bids finite. Bids are float32 (the env's bid matrix):
 # ``bid = pvalue * alpha * scale`` (times the conversion value for ROI campaigns), with
@@ -138,6 +141,12 @@ class Campaign:
             ``marketing_true_ratio`` times the prediction, as for the market's marketing
             competitors. Both flags default to False (the established advertiser whose
             truthful bid is the calibrated one).
+        popularity: Rank of the campaign's engagement history among the market's
+            advertisers, in ``[0, 1]``: the cascade's recall favours popular advertisers
+            (docs/design.md, Traffic; :func:`bidenv.traffic.latent.popularity_z`). 0.5
+            (default) is the median advertiser, 0.1 a small account, 0.9 a big one; it does
+            not move with the budget. Only the agent's (column 0) is used; a competitor's
+            popularity is its budget.
     """
 
     budget: float
@@ -147,6 +156,7 @@ class Campaign:
     category: int = 0
     cold_start: bool = False
     marketing_style: bool = False
+    popularity: float = DEFAULT_POPULARITY
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -174,6 +184,8 @@ class Campaign:
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{flag} must be True or False, got {short_repr(value)}")
             set_(flag, bool(value))
+        set_("popularity", check_number("popularity", self.popularity, 0.0, 1.0,
+                                        why="a rank among the market's advertisers"))
 
     @classmethod
     def coerce(cls, spec) -> Campaign:
@@ -209,11 +221,14 @@ class Campaign:
 
     def to_dict(self) -> dict:
         """Plain dict of the campaign fields (JSON friendly); a profile flag
-        (``cold_start``, ``marketing_style``) only when it is True."""
+        (``cold_start``, ``marketing_style``) only when it is True, ``popularity`` only when
+        it is not the default 0.5."""
         data = asdict(self)
         for flag in PROFILE_FLAGS:
             if not data[flag]:
                 del data[flag]
+        if data["popularity"] == DEFAULT_POPULARITY:
+            del data["popularity"]
         return data
 
 
@@ -229,6 +244,14 @@ class CampaignArrays:
     category: np.ndarray  # (k,) int64
     cold_start: np.ndarray | None = None  # (k,) bool, the campaigns' own flags (None: all False)
     marketing_style: np.ndarray | None = None  # (k,) bool, likewise
+    #: (k,) float, the campaigns' declared popularity rank (None: 0.5 for every row; only
+    #: column 0's is used, see :func:`bidenv.traffic.latent.popularity_z`).
+    popularity: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.popularity is None:
+            object.__setattr__(self, "popularity",
+                               np.full(len(self.budget), DEFAULT_POPULARITY))
 
     @classmethod
     def from_campaigns(cls, campaigns: list[Campaign]) -> CampaignArrays:
@@ -244,6 +267,8 @@ class CampaignArrays:
             cold_start=np.array([getattr(c, "cold_start", False) for c in campaigns], bool),
             marketing_style=np.array([getattr(c, "marketing_style", False) for c in campaigns],
                                      bool),
+            popularity=np.array([getattr(c, "popularity", DEFAULT_POPULARITY)
+                                 for c in campaigns], np.float64),
         )
 
     def __len__(self) -> int:

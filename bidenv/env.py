@@ -25,7 +25,7 @@ from bidenv.validation import check_choice, check_int, check_number
 
 #: The ``reset(options=...)`` keys: they override the agent's campaign for the episode.
 CAMPAIGN_OPTIONS = ("budget", "constraint", "target_cpa", "target_roi", "category",
-                    "cold_start", "marketing_style")
+                    "cold_start", "marketing_style", "popularity")
 
 #: Allowed ``reward_mode`` values (see the class docstring, "Rewards").
 REWARD_MODES = ("score", "expected_score", "conversions")
@@ -89,7 +89,9 @@ class AutoBiddingEnv(gym.Env):
     episode: ``budget``, ``constraint``, ``target_cpa``, ``target_roi``, ``category``, and
     the campaign's traffic profile ``cold_start`` / ``marketing_style`` (default False: wider,
     biased predictions / inflated predictions of a lower true rate, as the market's
-    cold-start and marketing competitors have; see ``bidenv.campaign.Campaign``).
+    cold-start and marketing competitors have; see ``bidenv.campaign.Campaign``) and
+    ``popularity`` (default 0.5: the rank of its engagement history among the market's
+    advertisers, which the cascade's recall favours; it does not move with the budget).
 
     The agent's drawn campaign (``bidenv.campaign.draw_agent_campaign``) lies inside the
     market of its category: category uniform over the 8, budget log-uniform over

@@ -76,7 +76,7 @@ MAX_SPEC_BYTES = 1_000_000
 DEFAULT_TARGETS = {"cpa": 100.0, "roi": 2.0, "budget": 50.0}
 _SPEC_FIELDS = ("budgets", "budget_range", "constraint", "target", "targets", "category",
                 "traffic", "strategies", "days", "seed", "env_id", "cold_start",
-                "marketing_style", "retrieval")
+                "marketing_style", "popularity", "retrieval")
 _METRICS = ("spend", "conversions", "value", "score", "budget_used", "spend_feed",
             "spend_search", "conversions_realised", "value_realised", "score_realised")
 
@@ -107,6 +107,10 @@ class BudgetSpec:
             the market's cold-start competitors (``bidenv.campaign.Campaign``); default False.
         marketing_style: The campaign runs marketing-style ads (inflated predictions of a
             lower true rate), as the market's marketing competitors; default False.
+        popularity: Rank of the campaign's engagement history among the market's
+            advertisers, in [0, 1] (``Campaign.popularity``): the cascade's recall favours
+            popular advertisers; 0.5 (default) the median, 0.1 a small account, 0.9 a big
+            one. It does not move with the simulated budgets.
         retrieval: The platform's retrieval, ``"cascade"`` (default) or ``"generative"``
             (docs/design.md, Traffic); or a tuple of both, to compare them: the same budgets,
             strategies, days and seeds under each mode (common random numbers), the frames
@@ -124,13 +128,15 @@ class BudgetSpec:
     env_id: str = "bidenv/AutoBidding-v0"
     cold_start: bool = False
     marketing_style: bool = False
+    popularity: float = 0.5
     retrieval: object = "cascade"
 
     def to_dict(self) -> dict:
         """JSON-friendly dict of the spec (what :func:`parse_spec` reads back).
 
-        ``cold_start``, ``marketing_style`` and ``retrieval`` appear only when not at their
-        defaults (False, False, ``"cascade"``), so a default spec reads as before they existed.
+        ``cold_start``, ``marketing_style``, ``popularity`` and ``retrieval`` appear only when
+        not at their defaults (False, False, 0.5, ``"cascade"``), so a default spec reads as
+        before they existed.
         """
         d = asdict(self)
         d["budgets"] = list(self.budgets)
@@ -140,6 +146,8 @@ class BudgetSpec:
         for key in ("cold_start", "marketing_style"):
             if not d[key]:
                 del d[key]
+        if self.popularity == 0.5:
+            del d["popularity"]
         if self.retrieval == "cascade":
             del d["retrieval"]
         elif not isinstance(self.retrieval, str):
@@ -242,6 +250,12 @@ def _flag(name: str, value) -> bool:
     return value
 
 
+def _rank(name: str, value) -> float:
+    """A rank among the market's advertisers, in [0, 1] (the spec's ``popularity``)."""
+    return check_number(f"spec field {name!r}", value, 0.0, 1.0,
+                        why="a rank among the market's advertisers: 0.5 the median")
+
+
 def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetSpec:
     """Validate a campaign spec (a mapping, e.g. from a file) into a :class:`BudgetSpec`.
 
@@ -323,6 +337,7 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
                       cold_start=_flag("cold_start", data.get("cold_start", False)),
                       marketing_style=_flag("marketing_style",
                                             data.get("marketing_style", False)),
+                      popularity=_rank("popularity", data.get("popularity", 0.5)),
                       retrieval=_retrieval(data.get("retrieval", "cascade")))
 
 
@@ -423,7 +438,7 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
                  category: int = 3, traffic="mixed", seed: int = 0,
                  env_id: str = "bidenv/AutoBidding-v0", trace: bool = False,
                  cold_start: bool = False, marketing_style: bool = False,
-                 retrieval: str = "cascade"):
+                 popularity: float = 0.5, retrieval: str = "cascade"):
     """Play one day of one campaign with one strategy.
 
     Args:
@@ -435,6 +450,8 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
         env_id: Environment id.
         trace: Also return one row per tick (spend share, traffic share, alpha, ...).
         cold_start, marketing_style: The campaign's traffic profile (``reset`` options).
+        popularity: The campaign's popularity rank among the market's advertisers (a
+            ``reset`` option, passed only when not the default 0.5).
         retrieval: The platform's retrieval, ``"cascade"`` or ``"generative"``.
 
     Returns:
@@ -451,6 +468,8 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
                "target_roi" if constraint == "roi" else "target_cpa": target}
     options.update({k: True for k, v in (("cold_start", cold_start),
                                          ("marketing_style", marketing_style)) if v})
+    if popularity != 0.5:
+        options["popularity"] = popularity
     agent = agents.from_spec(strategy)
     elapsed_at = FEATURE_NAMES.index("traffic_elapsed")
     n_ticks = env.unwrapped.n_ticks
@@ -494,7 +513,8 @@ def _run_day(task) -> dict:
                        category=spec["category"], traffic=spec["traffic"],
                        seed=spec["seed"] + day, env_id=spec["env_id"],
                        cold_start=spec.get("cold_start", False),
-                       marketing_style=spec.get("marketing_style", False), retrieval=mode)
+                       marketing_style=spec.get("marketing_style", False),
+                       popularity=spec.get("popularity", 0.5), retrieval=mode)
     row = {"strategy": strategy, "target": target, "budget": budget, "day": day,
            "seed": spec["seed"] + day, **out}
     if "retrieval" in spec:  # not the default cascade alone: say which mode
@@ -642,7 +662,8 @@ def simulate_budget(spec: Mapping | BudgetSpec | None = None, *, workers: int = 
         return_days: Also return the per-day frame.
         **fields: Spec fields given directly (override ``spec``): ``budgets`` or
             ``budget_range``, ``constraint``, ``target`` or ``targets``, ``category``,
-            ``traffic``, ``strategies``, ``days``, ``seed``, ``env_id``.
+            ``traffic``, ``strategies``, ``days``, ``seed``, ``env_id``, ``cold_start``,
+            ``marketing_style``, ``popularity``, ``retrieval``.
 
     Returns:
         A pandas DataFrame, one row per (strategy, target, budget), ordered by strategy (as

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "campaign as cold-start (new ads: wider, biased predictions)")
     s.add_argument("--marketing-style", action="store_true", default=None, help="simulate "
                    "your campaign as marketing-style (inflated predictions, lower true rate)")
+    s.add_argument("--popularity", type=float, default=None, metavar="RANK", help="rank of "
+                   "your campaign's engagement history among the market's advertisers, 0-1 "
+                   "(default 0.5, the median; 0.1 a small account): the cascade's recall "
+                   "favours popular ones")
     s.add_argument("--retrieval", default=None, help="the platform's retrieval: cascade "
                    "(default), generative, or cascade,generative to compare both on the same "
                    "days (retrieval column, retrieval_comparison.png)")

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bidenv.validation import short_repr
+from bidenv.validation import check_number, short_repr
 
 #: Files the command writes (figures depend on the constraint; see :func:`output_files`).
 TABLES = ("budget_simulation.csv", "days.csv", "recommendation.csv", "spec.json")
@@ -85,7 +85,8 @@ def write_figures(frame, spec, out: Path, *, prefix: str = "") -> list[Path]:
                                   target=spec.targets[0], category=spec.category,
                                   traffic=spec.traffic, seed=spec.seed, env_id=spec.env_id,
                                   trace=True, cold_start=spec.cold_start,
-                                  marketing_style=spec.marketing_style, retrieval=mode)
+                                  marketing_style=spec.marketing_style,
+                                  popularity=spec.popularity, retrieval=mode)
         scale = day["day_scale"]
         plots.pacing(trace, ax=ax, label=strategy, show_traffic=strategy == spec.strategies[-1],
                      style=i)
@@ -163,7 +164,12 @@ def fields_from_args(args) -> dict:
     fields = {"constraint": args.constraint, "category": args.category, "days": args.days,
               "seed": args.seed, "env_id": args.env, "strategies": args.strategies,
               "cold_start": getattr(args, "cold_start", None),
-              "marketing_style": getattr(args, "marketing_style", None)}
+              "marketing_style": getattr(args, "marketing_style", None),
+              "popularity": getattr(args, "popularity", None)}
+    if fields["popularity"] is not None:
+        fields["popularity"] = check_number("--popularity", fields["popularity"], 0.0, 1.0,
+                                            why="a rank among the market's advertisers: 0.5 "
+                                            "the median")
     retrieval = getattr(args, "retrieval", None)
     if retrieval is not None:
         from experiments.analysis import RETRIEVAL_MODES

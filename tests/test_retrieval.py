@@ -3,6 +3,8 @@
 * A campaign that declares ``cold_start`` / ``marketing_style`` gets exactly the competitors'
   treatment of that profile, and nothing else of the day changes; the defaults are the
   days as they were.
+* A campaign's ``popularity`` (its rank among the market's advertisers, 0.5 the median) sets
+  where the cascade's popularity-biased recall puts it, whatever its budget.
 * ``retrieval="generative"`` changes who may enter (per-user candidate lists by semantic
   match, marketing ads demoted, looser thresholds for tail queries) on the same day as the
   cascade, which stays the default; its measured effect on the market stays in the band
@@ -17,7 +19,12 @@ import pytest
 from bidenv.campaign import Campaign, CampaignArrays
 from bidenv.env import AutoBiddingEnv
 from bidenv.traffic import FeedTraffic, SearchTraffic, TrafficMix, make_traffic
-from bidenv.traffic.latent import CATEGORY_LEVELS, MEAN_PVALUE, AdvertiserPopulation
+from bidenv.traffic.latent import (
+    CATEGORY_LEVELS,
+    MEAN_PVALUE,
+    AdvertiserPopulation,
+    popularity_z,
+)
 
 LITE = dict(opportunities_per_day=50_000)
 
@@ -101,6 +108,63 @@ def test_defaults_leave_the_day_unchanged():
     b = _run(AutoBiddingEnv(**LITE, retrieval="cascade"), 11,
              options={"cold_start": False, "marketing_style": False})
     np.testing.assert_array_equal(a, b)
+
+
+def test_popularity_validated_and_kept_out_of_the_dict():
+    c = Campaign(budget=100.0, target_cpa=50.0)
+    assert c.popularity == 0.5 and "popularity" not in c.to_dict()
+    ranked = c.replace(popularity=0.2)
+    assert ranked.to_dict()["popularity"] == 0.2
+    assert Campaign.coerce(ranked.to_dict()) == ranked
+    for bad in (1.5, -0.1, float("nan"), True, "high"):
+        with pytest.raises(ValueError, match=r"^popularity must be a number in \[0, 1\]"):
+            Campaign(budget=1.0, target_cpa=1.0, popularity=bad)
+    with pytest.raises(ValueError, match=r"popularity must be a number in \[0, 1\]"):
+        AutoBiddingEnv(**LITE).reset(seed=0, options={"popularity": 1.5})
+    arrays = CampaignArrays.from_campaigns([ranked, c, c])
+    np.testing.assert_array_equal(arrays.popularity, [0.2, 0.5, 0.5])
+    plain = CampaignArrays(**{k: getattr(arrays, k) for k in
+                              ("budget", "is_roi", "is_budget", "target_cpa", "target_roi",
+                               "category")})
+    np.testing.assert_array_equal(plain.popularity, [0.5, 0.5, 0.5])
+
+
+def test_default_popularity_leaves_the_day_unchanged():
+    a = _run(AutoBiddingEnv(**LITE), 11)
+    b = _run(AutoBiddingEnv(**LITE), 11, options={"popularity": 0.5})
+    np.testing.assert_array_equal(a, b)
+    budget = np.exp(np.random.default_rng(0).uniform(7, 9, 48))
+    # 0.5 is the competitors' median, exactly as before the field existed.
+    logb = np.log(budget)
+    z = popularity_z(budget)
+    np.testing.assert_array_equal(z, popularity_z(budget, 0.5))
+    assert z[0] == (np.median(logb[1:]) - logb[1:].mean()) / logb[1:].std()
+
+
+def test_popularity_sets_the_agents_cascade_reach():
+    seed = 4
+    reach, z = {}, {}
+    for rank in (0.1, 0.9):
+        env = AutoBiddingEnv(**LITE)
+        env.reset(seed=seed, options={"popularity": rank})
+        traffic = env.unwrapped.traffic
+        reach[rank] = traffic.cascade_reach[0]
+        assert env.unwrapped.agent_campaign.popularity == rank
+        # By hand: the agent's log budget is the rank's quantile of the competitors'.
+        budget = traffic.campaigns.budget
+        logb = np.log(budget)
+        z[rank] = popularity_z(budget, rank)
+        by_hand = (np.quantile(logb[1:], rank) - logb[1:].mean()) / logb[1:].std()
+        assert z[rank][0] == pytest.approx(by_hand, rel=1e-12)
+        np.testing.assert_array_equal(popularity_z(budget, traffic.campaigns.popularity[0]),
+                                      z[rank])
+    assert reach[0.1] < reach[0.9]
+    assert z[0.1][0] < 0 < z[0.9][0]
+    np.testing.assert_array_equal(z[0.1][1:], z[0.9][1:])  # the competitors' do not move
+    # Whatever the budget: the rank, not the budget, places the agent.
+    big = AutoBiddingEnv(**LITE)
+    big.reset(seed=seed, options={"popularity": 0.1, "budget": 1e6})
+    assert big.unwrapped.traffic.cascade_reach[0] == reach[0.1]
 
 
 # -- retrieval modes -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """`bidenv simulate-budget` with the analyst's campaign profile and retrieval modes.
 
-The spec's ``cold_start`` / ``marketing_style`` (the analyst's own campaign) and ``retrieval``
+The spec's ``cold_start`` / ``marketing_style`` / ``popularity`` (the analyst's own campaign)
+and ``retrieval``
 (``cascade``, ``generative`` or both, compared on the same days): defaults leave every output
 as it was; ``--retrieval cascade,generative`` plays the same sweep under both modes.
 """
@@ -10,7 +11,7 @@ import json
 import pandas as pd
 import pytest
 
-from experiments.analysis import BudgetSpec, load_spec, parse_spec, simulate_day
+from experiments.analysis import BudgetSpec, load_spec, parse_spec, simulate_budget, simulate_day
 from experiments.cli import main
 from experiments.simulate_budget import COMPARISON_FIGURE, output_files
 
@@ -120,3 +121,66 @@ def test_profile_flags():
     spec = parse_spec({"budgets": [100], "cold_start": False}, **fields)
     assert spec.cold_start and spec.marketing_style and spec.retrieval == "generative"
     assert spec.to_dict()["retrieval"] == "generative" and spec.to_dict()["cold_start"] is True
+
+
+def test_popularity_spec_field():
+    assert parse_spec(budgets=[1]) == parse_spec(budgets=[1], popularity=0.5)
+    assert "popularity" not in parse_spec(budgets=[1], popularity=0.5).to_dict()
+    spec = parse_spec({"budgets": [1], "popularity": 0.2})
+    assert spec.popularity == 0.2 and spec.to_dict()["popularity"] == 0.2
+    assert parse_spec(spec.to_dict()) == spec
+    for bad in (1.5, -1, True, "big"):
+        with pytest.raises(ValueError, match=r"spec field 'popularity' must be a number in "
+                                             r"\[0, 1\]"):
+            parse_spec(budgets=[1], popularity=bad)
+
+
+def test_popularity_reaches_the_simulated_campaign():
+    kwargs = dict(budget=300, target=100, seed=5, env_id=LITE)
+    plain = simulate_day("pid_cpa", **kwargs)
+    assert simulate_day("pid_cpa", popularity=0.5, **kwargs) == plain
+    small = simulate_day("pid_cpa", popularity=0.1, **kwargs)
+    big = simulate_day("pid_cpa", popularity=0.9, **kwargs)
+    assert small["conversions"] != plain["conversions"] != big["conversions"]
+    sweep = dict(budgets=[300], target=100, strategies=["pid_cpa"], days=1, seed=5,
+                 env_id=LITE, progress=False)
+    frame = simulate_budget(**sweep)
+    pd.testing.assert_frame_equal(simulate_budget(**sweep, popularity=0.5), frame)
+    ranked = simulate_budget(**sweep, popularity=0.1)
+    assert ranked.attrs["spec"]["popularity"] == 0.1
+    assert ranked["conversions"].iloc[0] == pytest.approx(small["conversions"])
+
+
+def test_popularity_flag_and_spec_file(tmp_path):
+    out = tmp_path / "flag"
+    assert main(["simulate-budget", *SWEEP, "--budgets", "300", "--days", "1",
+                 "--popularity", "0.2", "--out", str(out)]) == 0
+    written = json.loads((out / "spec.json").read_text())
+    assert written["popularity"] == 0.2
+    assert load_spec(out / "spec.json").popularity == 0.2
+    yaml_spec = tmp_path / "campaign.yaml"
+    yaml_spec.write_text("budgets: [300]\npopularity: 0.2  # a smallish account\n")
+    assert load_spec(yaml_spec).popularity == 0.2
+    from experiments.cli import build_parser
+    from experiments.simulate_budget import fields_from_args
+
+    parser = build_parser()
+    base = ["simulate-budget", "--budgets", "100", "--out", "x"]
+    assert fields_from_args(parser.parse_args(base))["popularity"] is None  # spec decides
+    fields = fields_from_args(parser.parse_args([*base, "--popularity", "0.9"]))
+    assert parse_spec({"budgets": [100], "popularity": 0.2}, **fields).popularity == 0.9
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.2", "nan"])
+def test_bad_popularity_refused_in_one_line(tmp_path, value):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate-budget", *SWEEP, "--popularity", value, "--out", str(tmp_path)])
+    message = str(info.value)
+    assert "--popularity must be a number in [0, 1]" in message and "\n" not in message
+    assert not list(tmp_path.iterdir())
+    spec = tmp_path.parent / f"bad_{tmp_path.name}.json"
+    spec.write_text(json.dumps({"budgets": [300], "popularity": 1.5}))
+    with pytest.raises(SystemExit, match=r"spec field 'popularity' must be a number in "
+                                         r"\[0, 1\]"):
+        main(["simulate-budget", "--spec", str(spec), "--out", str(tmp_path)])
+    assert not list(tmp_path.iterdir())

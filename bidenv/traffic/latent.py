@@ -59,23 +59,34 @@ MEAN_PVALUE = 5e-4
 RETRIEVAL_MODES = ("cascade", "generative")
 
 
-def popularity_z(budget) -> np.ndarray:
+def popularity_z(budget, agent_rank: float = 0.5) -> np.ndarray:
     """(k,) standardised log popularity of the episode's advertisers, for a cascade's recall.
 
     Popularity is the daily budget, the proxy for the engagement history a cascade's recall
     and pre-ranking models learn from (the popularity bias of Abdollahpouri, Burke and
     Mobasher 2019, "Managing Popularity Bias in Recommender Systems with Personalized
     Re-ranking", FLAIRS). Standardised over the competitors (columns 1..); the agent (column
-    0) counts as their median, so the budget an analyst simulates does not move its own
-    recall. Zeros with fewer than two competitors.
+    0) counts as the ``agent_rank`` quantile of their log budgets (its campaign's declared
+    ``popularity``, :attr:`bidenv.campaign.Campaign.popularity`; default 0.5, their median),
+    so the budget an analyst simulates does not move its own recall. Zeros with fewer than
+    two competitors.
     """
     pop = np.log(np.asarray(budget, np.float64))
     z = np.zeros(len(pop))
     if len(pop) > 2:
         rivals = pop[1:]
-        pop[0] = np.median(rivals)
+        rank = float(agent_rank)
+        # np.median at 0.5 (the default), so default days stay bit-identical to before.
+        pop[0] = np.median(rivals) if rank == 0.5 else np.quantile(rivals, rank)
         z = (pop - rivals.mean()) / max(float(rivals.std()), 1e-12)
     return z
+
+
+def agent_popularity(campaigns) -> float:
+    """The agent's (column 0) declared popularity rank (:attr:`Campaign.popularity`), 0.5 when
+    the campaigns do not declare one (for :func:`popularity_z`)."""
+    ranks = getattr(campaigns, "popularity", None)
+    return 0.5 if ranks is None or len(ranks) == 0 else float(ranks[0])
 
 
 def side_stream(rng: np.random.Generator) -> np.random.Generator:

@@ -16,7 +16,8 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
   ``tail_threshold`` (last rank) with log rank: tail queries are specific, so few
   advertisers match them, head queries many. Each query is an eligibility group. The cascade's
   matching favours popular advertisers (broad keyword lists, engagement-trained pre-ranking):
-  ``popularity_bias`` x the advertiser's standardised log budget is added to its relevance.
+  ``popularity_bias`` x the advertiser's standardised log budget is added to its relevance
+  (the agent's at its campaign's declared ``popularity`` rank: ``popularity_z``).
 * ``pvalue[o, a] = level_scale * level_a * m[q, a] * boost * q_o`` on eligible advertisers,
   0 elsewhere, where ``m[q, a] = exp(query . w_a)`` normalised to mean 1 over the day's
   queries (semantic match), ``boost = intent_boost * (0.5 + c) / (0.5 + E[c])`` for
@@ -50,7 +51,13 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.traffic.base import SOURCE_SEARCH, SlotSettings
-from bidenv.traffic.latent import LatentTraffic, Rows, matmul_rows, popularity_z
+from bidenv.traffic.latent import (
+    LatentTraffic,
+    Rows,
+    agent_popularity,
+    matmul_rows,
+    popularity_z,
+)
 from bidenv.validation import check_int, check_number
 
 
@@ -187,7 +194,8 @@ class SearchTraffic(LatentTraffic):
                           + (self.tail_threshold - self.head_threshold) * specificity)
         recall = relevance
         if self.popularity_bias:
-            recall = relevance + self.popularity_bias * popularity_z(self.campaigns.budget)[None, :]
+            z = popularity_z(self.campaigns.budget, agent_popularity(self.campaigns))
+            recall = relevance + self.popularity_bias * z[None, :]
         self.group_table = recall > self.threshold[:, None]  # (query, advertiser)
         self.cascade_reach = self.frequency @ self.group_table
         if self.retrieval == "generative":
