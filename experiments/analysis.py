@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bidenv.campaign import N_CATEGORIES
+from bidenv.campaign import DEFAULT_POPULARITY, N_CATEGORIES
 from bidenv.scoring import ratio
 from bidenv.traffic.latent import RETRIEVAL_MODES  # the spec's ``retrieval`` takes one or more
 from bidenv.validation import (
@@ -128,7 +128,7 @@ class BudgetSpec:
     env_id: str = "bidenv/AutoBidding-v0"
     cold_start: bool = False
     marketing_style: bool = False
-    popularity: float = 0.5
+    popularity: float = DEFAULT_POPULARITY
     retrieval: object = "cascade"
 
     def to_dict(self) -> dict:
@@ -146,7 +146,7 @@ class BudgetSpec:
         for key in ("cold_start", "marketing_style"):
             if not d[key]:
                 del d[key]
-        if self.popularity == 0.5:
+        if self.popularity == DEFAULT_POPULARITY:
             del d["popularity"]
         if self.retrieval == "cascade":
             del d["retrieval"]
@@ -337,7 +337,7 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
                       cold_start=_flag("cold_start", data.get("cold_start", False)),
                       marketing_style=_flag("marketing_style",
                                             data.get("marketing_style", False)),
-                      popularity=_rank("popularity", data.get("popularity", 0.5)),
+                      popularity=_rank("popularity", data.get("popularity", DEFAULT_POPULARITY)),
                       retrieval=_retrieval(data.get("retrieval", "cascade")))
 
 
@@ -438,7 +438,7 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
                  category: int = 3, traffic="mixed", seed: int = 0,
                  env_id: str = "bidenv/AutoBidding-v0", trace: bool = False,
                  cold_start: bool = False, marketing_style: bool = False,
-                 popularity: float = 0.5, retrieval: str = "cascade"):
+                 popularity: float = DEFAULT_POPULARITY, retrieval: str = "cascade"):
     """Play one day of one campaign with one strategy.
 
     Args:
@@ -468,7 +468,7 @@ def simulate_day(strategy: str, *, budget: float, constraint: str = "cpa", targe
                "target_roi" if constraint == "roi" else "target_cpa": target}
     options.update({k: True for k, v in (("cold_start", cold_start),
                                          ("marketing_style", marketing_style)) if v})
-    if popularity != 0.5:
+    if popularity != DEFAULT_POPULARITY:
         options["popularity"] = popularity
     agent = agents.from_spec(strategy)
     elapsed_at = FEATURE_NAMES.index("traffic_elapsed")
@@ -514,7 +514,7 @@ def _run_day(task) -> dict:
                        seed=spec["seed"] + day, env_id=spec["env_id"],
                        cold_start=spec.get("cold_start", False),
                        marketing_style=spec.get("marketing_style", False),
-                       popularity=spec.get("popularity", 0.5), retrieval=mode)
+                       popularity=spec.get("popularity", DEFAULT_POPULARITY), retrieval=mode)
     row = {"strategy": strategy, "target": target, "budget": budget, "day": day,
            "seed": spec["seed"] + day, **out}
     if "retrieval" in spec:  # not the default cascade alone: say which mode

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bidenv.campaign import N_CATEGORIES
+from bidenv.campaign import DEFAULT_POPULARITY, N_CATEGORIES
 from bidenv.traffic.base import (
     DIURNAL_LOG_FOURIER,
     ImpressionBatch,
@@ -59,7 +59,7 @@ MEAN_PVALUE = 5e-4
 RETRIEVAL_MODES = ("cascade", "generative")
 
 
-def popularity_z(budget, agent_rank: float = 0.5) -> np.ndarray:
+def popularity_z(budget, agent_rank: float = DEFAULT_POPULARITY) -> np.ndarray:
     """(k,) standardised log popularity of the episode's advertisers, for a cascade's recall.
 
     Popularity is the daily budget, the proxy for the engagement history a cascade's recall
@@ -77,7 +77,8 @@ def popularity_z(budget, agent_rank: float = 0.5) -> np.ndarray:
         rivals = pop[1:]
         rank = float(agent_rank)
         # np.median at 0.5 (the default), so default days stay bit-identical to before.
-        pop[0] = np.median(rivals) if rank == 0.5 else np.quantile(rivals, rank)
+        pop[0] = (np.median(rivals) if rank == DEFAULT_POPULARITY
+                  else np.quantile(rivals, rank))
         z = (pop - rivals.mean()) / max(float(rivals.std()), 1e-12)
     return z
 
@@ -86,7 +87,7 @@ def agent_popularity(campaigns) -> float:
     """The agent's (column 0) declared popularity rank (:attr:`Campaign.popularity`), 0.5 when
     the campaigns do not declare one (for :func:`popularity_z`)."""
     ranks = getattr(campaigns, "popularity", None)
-    return 0.5 if ranks is None or len(ranks) == 0 else float(ranks[0])
+    return DEFAULT_POPULARITY if ranks is None or len(ranks) == 0 else float(ranks[0])
 
 
 def side_stream(rng: np.random.Generator) -> np.random.Generator:
