@@ -50,6 +50,12 @@ def short_repr(value, limit: int = REPR_LIMIT) -> str:
     return text
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when the message is empty):
+    what a one-line error from the command line or a worker shows."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 def clip(text: str, limit: int = 200) -> str:
     """``text`` cut to at most ``limit`` characters (ending in ``...`` when cut)."""
     text = str(text)

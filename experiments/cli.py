@@ -7,6 +7,7 @@ import json
 import sys
 
 import agents
+from bidenv.validation import first_line
 
 SB3_ALGOS = tuple(agents.available("online_rl"))
 OFFLINE_AGENTS = tuple(agents.available("offline"))
@@ -545,7 +546,7 @@ def _main(argv=None) -> int:
                 run_market(args.agents, args.days, args.seed, args.env, args.workers, args.out,
                            env_kwargs=env_kwargs)
         except ValueError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise SystemExit(f"bidenv market: {first}") from None
     elif args.command == "scale":
         from experiments.scaling import run_scale
@@ -576,7 +577,7 @@ def _main(argv=None) -> int:
                          shared=args.shared, window=args.window, overrides=args.set,
                          out=args.out)
         except (ValueError, FileNotFoundError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise SystemExit(f"bidenv selfplay: {first}") from None
     return 0
 

@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bidenv.validation import first_line
+
 DEFAULT_ENV = "bidenv/AutoBidding-v0"
 #: Market statistics summarised per day in ``summary.csv`` / ``sweep.csv``.
 MARKET_MEANS = {"revenue": "revenue", "price_per_exposure": "price_per_exposure",
@@ -113,7 +115,7 @@ def _check_buildable(specs: list[str], flag: str) -> None:
         try:
             agents.from_spec(resolve_spec(spec))
         except (ValueError, FileNotFoundError, OSError, TypeError) as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            first = first_line(exc)
             raise ValueError(f"{flag}: cannot build agent {spec!r}: {first}") from None
 
 
@@ -381,7 +383,7 @@ def _prepare(all_specs: list[str], env_id: str, env_kwargs, flag: str = "--agent
     except (TypeError, ValueError) as exc:
         if not env_kwargs:
             raise
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise ValueError(f"--env-kwargs: {first}") from None
     for specs in all_specs:
         if len(specs) > most:

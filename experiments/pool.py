@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, as_completed, wait
 
-from bidenv.validation import check_int
+from bidenv.validation import check_int, first_line
 from experiments.threads import pin_threads, pinned_threads
 
 
@@ -197,7 +197,7 @@ class RayExecutor:
                          log_to_driver=False, logging_level=logging.ERROR)
             except Exception as exc:  # Ray reports a bad address in several ways
                 where = address or "a new local instance"
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                first = first_line(exc)
                 raise ConnectionError(f"cannot start or reach Ray at {where}: {first}"
                                       ) from None
         self._remote = ray.remote(_ray_call)
