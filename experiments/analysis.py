@@ -250,10 +250,16 @@ def _flag(name: str, value) -> bool:
     return value
 
 
-def _rank(name: str, value) -> float:
-    """A rank among the market's advertisers, in [0, 1] (the spec's ``popularity``)."""
-    return check_number(f"spec field {name!r}", value, 0.0, 1.0,
+def check_popularity(label: str, value) -> float:
+    """A campaign's popularity, a rank among the market's advertisers in [0, 1] (the spec's
+    ``popularity``, ``--popularity``); ``label`` names it in the error."""
+    return check_number(label, value, 0.0, 1.0,
                         why="a rank among the market's advertisers: 0.5 the median")
+
+
+def _by_mode(keys: list[str], frame) -> list[str]:
+    """``keys`` of a frame's rows, led by ``retrieval`` when the frame compares modes."""
+    return ["retrieval", *keys] if "retrieval" in frame else list(keys)
 
 
 def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetSpec:
@@ -337,7 +343,8 @@ def parse_spec(spec: Mapping | BudgetSpec | None = None, **overrides) -> BudgetS
                       cold_start=_flag("cold_start", data.get("cold_start", False)),
                       marketing_style=_flag("marketing_style",
                                             data.get("marketing_style", False)),
-                      popularity=_rank("popularity", data.get("popularity", DEFAULT_POPULARITY)),
+                      popularity=check_popularity("spec field 'popularity'",
+                                                  data.get("popularity", DEFAULT_POPULARITY)),
                       retrieval=_retrieval(data.get("retrieval", "cascade")))
 
 
@@ -601,10 +608,8 @@ def summarise_days(days_frame, *, n_boot: int = N_BOOT, level: float = 0.95, see
 
     rows = []
     lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
-    keys = ["strategy", "target"]
-    if "retrieval" in days_frame:
-        keys = ["retrieval", *keys]
-    for key, g in days_frame.groupby(keys, sort=False):
+    for key, g in days_frame.groupby(_by_mode(["strategy", "target"], days_frame),
+                                     sort=False):
         strategy, target = key[-2:]
         budgets = np.sort(g["budget"].unique())
         n_days = g["day"].nunique()
@@ -687,11 +692,9 @@ def _summary(days, spec: BudgetSpec):
     frame = summarise_days(days, seed=spec.seed)
     order = {s: i for i, s in enumerate(spec.strategies)}
     modes = {m: i for i, m in enumerate(spec.retrieval_modes)}
-    keys = ["strategy", "target", "budget"]
-    if "retrieval" in frame:
-        keys = ["retrieval", *keys]
-    frame = frame.sort_values(keys, key=lambda c: (c.map(order) if c.name == "strategy" else
-                                                   c.map(modes) if c.name == "retrieval" else c),
+    rank = {"strategy": order, "retrieval": modes}
+    frame = frame.sort_values(_by_mode(["strategy", "target", "budget"], frame),
+                              key=lambda c: c.map(rank[c.name]) if c.name in rank else c,
                               kind="stable").reset_index(drop=True)
     frame.insert(5, "traffic", spec.traffic_label)
     if "retrieval" in frame:  # after the traffic: the first columns say what a row is
@@ -884,8 +887,7 @@ def recommend(frame, *, saturation: float = SATURATION_BUDGET_USED,
     if missing:
         raise ValueError(f"frame lacks columns {sorted(missing)} (use simulate_budget's output)")
     rows = []
-    keys = ["retrieval", "strategy", "target"] if "retrieval" in frame else ["strategy", "target"]
-    for key, g in frame.groupby(keys, sort=False):
+    for key, g in frame.groupby(_by_mode(["strategy", "target"], frame), sort=False):
         strategy, target = key[-2:]
         g = g.sort_values("budget")
         constraint = g["constraint"].iloc[0]

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bidenv.validation import check_number, short_repr
+from bidenv.validation import short_repr
 
 #: Files the command writes (figures depend on the constraint; see :func:`output_files`).
 TABLES = ("budget_simulation.csv", "days.csv", "recommendation.csv", "spec.json")
@@ -167,9 +167,9 @@ def fields_from_args(args) -> dict:
               "marketing_style": getattr(args, "marketing_style", None),
               "popularity": getattr(args, "popularity", None)}
     if fields["popularity"] is not None:
-        fields["popularity"] = check_number("--popularity", fields["popularity"], 0.0, 1.0,
-                                            why="a rank among the market's advertisers: 0.5 "
-                                            "the median")
+        from experiments.analysis import check_popularity
+
+        fields["popularity"] = check_popularity("--popularity", fields["popularity"])
     retrieval = getattr(args, "retrieval", None)
     if retrieval is not None:
         from experiments.analysis import RETRIEVAL_MODES

@@ -66,13 +66,7 @@ from __future__ import annotations
 import numpy as np
 
 from bidenv.traffic.base import SOURCE_FEED, SlotSettings
-from bidenv.traffic.latent import (
-    LatentTraffic,
-    Rows,
-    agent_popularity,
-    popularity_z,
-    side_stream,
-)
+from bidenv.traffic.latent import LatentTraffic, Rows, side_stream
 from bidenv.validation import check_int, check_number
 
 #: Positions in a session beyond this share one set of drift/fatigue factors.
@@ -241,14 +235,13 @@ class FeedTraffic(LatentTraffic):
         ``relevance + popularity_bias * sd(relevance) * z_a``, where ``z_a`` is the advertiser's
         standardised log popularity (:func:`~bidenv.traffic.latent.popularity_z`: the daily
         budget, as the engagement history recall models learn from; the agent's at its
-        campaign's declared ``popularity`` rank). Cold-start advertisers
-        have no history to recall them by: unless ``cold_start_recall``, only exploration
-        reaches them.
+        campaign's declared ``popularity`` rank). Cold-start advertisers have no history to
+        recall them by: unless ``cold_start_recall``, only exploration reaches them.
         """
         prof = self.profile
         score = relevance
         if self.popularity_bias:
-            z = popularity_z(self.campaigns.budget, agent_popularity(self.campaigns))
+            z = self._popularity_z()
             score = relevance + self.popularity_bias * relevance.std() * z[None, :]
         if not self.cold_start_recall:
             score = np.where(prof.cold_start[None, :], -np.inf, score)

@@ -75,19 +75,9 @@ def popularity_z(budget, agent_rank: float = DEFAULT_POPULARITY) -> np.ndarray:
     z = np.zeros(len(pop))
     if len(pop) > 2:
         rivals = pop[1:]
-        rank = float(agent_rank)
-        # np.median at 0.5 (the default), so default days stay bit-identical to before.
-        pop[0] = (np.median(rivals) if rank == DEFAULT_POPULARITY
-                  else np.quantile(rivals, rank))
+        pop[0] = np.quantile(rivals, float(agent_rank))
         z = (pop - rivals.mean()) / max(float(rivals.std()), 1e-12)
     return z
-
-
-def agent_popularity(campaigns) -> float:
-    """The agent's (column 0) declared popularity rank (:attr:`Campaign.popularity`), 0.5 when
-    the campaigns do not declare one (for :func:`popularity_z`)."""
-    ranks = getattr(campaigns, "popularity", None)
-    return DEFAULT_POPULARITY if ranks is None or len(ranks) == 0 else float(ranks[0])
 
 
 def side_stream(rng: np.random.Generator) -> np.random.Generator:
@@ -428,6 +418,13 @@ class LatentTraffic(TrafficSource):
                 2 * np.pi * (hours - self.tilt_peak_hour) / 24.0))
             curve /= curve.sum()
         return curve
+
+    def _popularity_z(self) -> np.ndarray:
+        """(k,) :func:`popularity_z` of the episode's campaigns, the agent at its declared
+        ``popularity`` rank (0.5 when the campaigns declare none): what a cascade recalls by."""
+        ranks = getattr(self.campaigns, "popularity", None)
+        rank = DEFAULT_POPULARITY if ranks is None or len(ranks) == 0 else float(ranks[0])
+        return popularity_z(self.campaigns.budget, rank)
 
     def _bind_source(self, rng: np.random.Generator) -> None:  # pragma: no cover - abstract
         """Set ``adv`` (k, r), ``mult`` (G, k) and ``group_table`` (G, k) for the episode."""

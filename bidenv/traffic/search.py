@@ -28,9 +28,8 @@ Model, per episode (at :meth:`~bidenv.traffic.base.TrafficSource.bind`):
 * ``retrieval="generative"`` (generative retrieval, which platforms report brings more
   long-tail inventory into auctions): tail queries are understood semantically, so the
   threshold rises only to ``generative_tail_threshold``, popularity does not enter, and a
-  marketing ad's relevance is
-  lowered by ``generative_marketing_penalty`` (its inflated appeal does not make its content
-  match). Everything else, the draws included, is the cascade's.
+  marketing ad's relevance is lowered by ``generative_marketing_penalty`` (its inflated appeal
+  does not make its content match). Everything else, the draws included, is the cascade's.
 
 Per tick only the query (one uniform, inverse CDF in closed form), the quality and the
 prediction error are drawn per opportunity; everything per (query, advertiser) is a table.
@@ -51,13 +50,7 @@ import numpy as np
 
 from bidenv.campaign import N_CATEGORIES
 from bidenv.traffic.base import SOURCE_SEARCH, SlotSettings
-from bidenv.traffic.latent import (
-    LatentTraffic,
-    Rows,
-    agent_popularity,
-    matmul_rows,
-    popularity_z,
-)
+from bidenv.traffic.latent import LatentTraffic, Rows, matmul_rows
 from bidenv.validation import check_int, check_number
 
 
@@ -194,7 +187,7 @@ class SearchTraffic(LatentTraffic):
                           + (self.tail_threshold - self.head_threshold) * specificity)
         recall = relevance
         if self.popularity_bias:
-            z = popularity_z(self.campaigns.budget, agent_popularity(self.campaigns))
+            z = self._popularity_z()
             recall = relevance + self.popularity_bias * z[None, :]
         self.group_table = recall > self.threshold[:, None]  # (query, advertiser)
         self.cascade_reach = self.frequency @ self.group_table
